@@ -1,0 +1,191 @@
+"""Command line: `python -m gan train|sample|runs ...`. Errors are one line and a non-zero exit code."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gan.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator
+from gan.config import LOSSES, PRECISIONS, PRESETS, Config, ConfigError
+from gan.data import DataError, to_unit_range
+from gan.images import grid_png
+from gan.latent import sample
+from gan.models import count_parameters
+from gan.session import RunError, prepare_trainer, train_run
+from gan.train import Control, StepMetrics, TrainingDiverged, configure_threads
+
+USER_ERRORS = (ConfigError, CheckpointError, DataError, RunError, TrainingDiverged, ValueError, OSError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.command(args)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gan", description="Train and explore GANs on MNIST.")
+    parser.add_argument(
+        "--root", type=Path, help="folder of run folders (default: $GAN_STUDIO_CHECKPOINTS or checkpoints)"
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a new run, or --resume one")
+    train.set_defaults(command=train_command)
+    train.add_argument("--run", help="run name (default: <preset>-<date>-<time>)")
+    train.add_argument("--resume", action="store_true", help="continue the run from its newest saved state")
+    train.add_argument("--max-minutes", type=float, help="stop after this many minutes of training, saving the state")
+    train.add_argument("--preset", choices=PRESETS, default=None, help="model preset (default: cdcgan)")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr-g", type=float)
+    train.add_argument("--lr-d", type=float)
+    train.add_argument("--beta1", type=float)
+    train.add_argument("--beta2", type=float)
+    train.add_argument("--latent-dim", type=int)
+    train.add_argument("--width", type=int)
+    train.add_argument("--loss", choices=LOSSES)
+    train.add_argument("--ema-decay", type=float)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    train.add_argument("--precision", choices=PRECISIONS)
+    train.add_argument("--checkpoint-every", type=int, help="epochs between saved epoch files")
+    train.add_argument("--steps-per-epoch", type=int, help="cap the batches per epoch (quick experiments)")
+    train.add_argument("--no-eval", action="store_true", help="skip scoring samples after each epoch")
+
+    sampler = commands.add_parser("sample", help="draw samples from a saved epoch to a PNG grid or .npy array")
+    sampler.set_defaults(command=sample_command)
+    sampler.add_argument("--run", required=True)
+    sampler.add_argument("--epoch", type=int, help="default: the newest saved epoch")
+    sampler.add_argument("--digit", type=int, help="the digit to draw (conditional presets); default: all ten")
+    sampler.add_argument("--n", type=int, default=100, help="number of samples (default 100)")
+    sampler.add_argument("--seed", type=int, default=0)
+    sampler.add_argument("--out", type=Path, required=True, help="a .png grid or a .npy array (N, 28, 28) in [0, 1]")
+
+    runs = commands.add_parser("runs", help="list runs with their epochs and last losses")
+    runs.set_defaults(command=runs_command)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    overrides = {
+        name: getattr(args, name)
+        for name in (
+            "epochs", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "latent_dim", "width", "loss",
+            "ema_decay", "seed", "device", "precision", "checkpoint_every", "steps_per_epoch",
+        )
+    }  # fmt: skip
+    if args.no_eval:
+        overrides["evaluate"] = False
+    return Config.for_preset(args.preset or "cdcgan", **overrides)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    threads = configure_threads()
+    if args.resume:
+        if not args.run:
+            raise RunError("--resume needs --run NAME")
+        run = Run.at(args.run, args.root)
+        trainer = prepare_trainer(run, resume=True, epochs=args.epochs)
+    else:
+        config = config_from_args(args)
+        run = Run.at(args.run or f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
+        trainer = prepare_trainer(run, config)
+    config = trainer.config
+    print(
+        f"run {run.name} ({run.path}): preset {config.preset}, G {count_parameters(trainer.G):,} parameters, "
+        f"D {count_parameters(trainer.D):,} parameters, device {trainer.device} ({threads} CPU threads), "
+        f"{trainer.steps_per_epoch} steps per epoch of {config.batch_size}"
+    )
+    control = Control()
+    signal.signal(signal.SIGINT, lambda *_: (control.stop(), signal.signal(signal.SIGINT, signal.SIG_DFL)))
+    outcome = _train_with_progress(run, trainer, control, args.max_minutes)
+    print(f"{outcome}: epoch {trainer.epoch}/{config.epochs}, step {trainer.step}, saved in {run.path}")
+    return 0
+
+
+def _train_with_progress(run: Run, trainer, control: Control, max_minutes: float | None) -> str:
+    from tqdm import tqdm
+
+    bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True)
+
+    def on_step(metrics: StepMetrics) -> None:
+        bar.update(1)
+        if metrics.batch % 10 == 0:
+            bar.set_postfix(
+                epoch=metrics.epoch + 1,
+                loss_d=f"{metrics.loss_d:.3f}",
+                loss_g=f"{metrics.loss_g:.3f}",
+                img_s=f"{metrics.images_per_sec:,.0f}",
+                refresh=False,
+            )
+
+    def on_epoch(epoch: int, record: dict) -> None:
+        steps = trainer.steps_per_epoch
+        seconds = record["seconds"] - getattr(on_epoch, "previous", 0.0)
+        on_epoch.previous = record["seconds"]
+        bar.write(
+            f"epoch {epoch}: {seconds:.1f} s, {steps * trainer.config.batch_size / max(seconds, 1e-9):,.0f} images/s"
+            + _scores_text(record)
+        )
+
+    on_epoch.previous = trainer.seconds
+    max_seconds = None if max_minutes is None else max_minutes * 60
+    try:
+        return train_run(run, trainer, control, on_step, on_epoch, max_seconds=max_seconds)
+    finally:
+        bar.close()
+
+
+def _scores_text(record: dict) -> str:
+    scores = record.get("scores")
+    if not scores:
+        return ""
+    return f", FID {scores['fid']:.2f}, score {scores['classifier_score']:.2f}, classes {scores['classes_covered']}"
+
+
+def sample_command(args: argparse.Namespace) -> int:
+    if not 1 <= args.n <= 10_000:
+        raise ValueError(f"--n={args.n} is not allowed: a whole number from 1 to 10000")
+    G, config, epoch = load_generator(Run.at(args.run, args.root), args.epoch)
+    images, _ = sample(G, args.n, args.seed, args.digit)
+    suffix = args.out.suffix.lower()
+    if suffix == ".npy":
+        np.save(args.out, to_unit_range(images)[:, 0].numpy())
+    elif suffix == ".png":
+        nrow = 10 if config.conditional and args.digit is None else math.ceil(math.sqrt(args.n))
+        args.out.write_bytes(grid_png(images, nrow=nrow))
+    else:
+        raise ValueError(f"--out={args.out} is not allowed: the file must end in .png or .npy")
+    print(f"wrote {args.n} samples from {args.run} epoch {epoch} to {args.out}")
+    return 0
+
+
+def runs_command(args: argparse.Namespace) -> int:
+    runs = list_runs(args.root)
+    if not runs:
+        print(f"no runs in {args.root or default_root()}/ yet: start one with 'python -m gan train'")
+        return 0
+    print(f"{'run':<28} {'preset':<8} {'epochs':>6} {'step':>7} {'loss_d':>7} {'loss_g':>7}  note")
+    for info in runs:
+        last = info.last_record or {}
+        preset = info.config.preset if info.config else "?"
+        epochs = f"{info.epochs[-1]}" if info.epochs else "-"
+        losses = f"{last['loss_d']:>7.3f} {last['loss_g']:>7.3f}" if last else f"{'-':>7} {'-':>7}"
+        print(f"{info.name:<28} {preset:<8} {epochs:>6} {last.get('step', 0):>7} {losses}  {info.error or ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

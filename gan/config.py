@@ -1,0 +1,135 @@
+"""The training configuration: one frozen dataclass, validated once on creation, saved with each run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+PRESETS = ("classic", "dcgan", "cdcgan")
+LOSSES = ("bce", "hinge")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
+
+# What each preset trains best with on a CPU (chosen by bench/quality.py); anything given explicitly wins.
+PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "classic": {"latent_dim": 100, "width": 256, "batch_size": 128, "lr_g": 2e-4, "lr_d": 2e-4},
+    "dcgan": {"latent_dim": 64, "width": 32, "batch_size": 128, "lr_g": 5e-4, "lr_d": 5e-4},
+    "cdcgan": {"latent_dim": 64, "width": 32, "batch_size": 128, "lr_g": 5e-4, "lr_d": 5e-4},
+}
+
+
+class ConfigError(ValueError):
+    """A setting is out of range or of the wrong type; the message names the field, the value and what is allowed."""
+
+    def __init__(self, field: str, value: Any, allowed: str):
+        self.field = field
+        super().__init__(f"{field}={value!r} is not allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class Config:
+    preset: str = "cdcgan"
+    latent_dim: int = 64
+    width: int = 32  # channels (conv presets) or first hidden units (classic); the models scale from it
+    batch_size: int = 128
+    lr_g: float = 5e-4
+    lr_d: float = 5e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    loss: str = "bce"
+    ema_decay: float = 0.999
+    epochs: int = 5
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    checkpoint_every: int = 1  # epochs between saved epoch files (the last epoch is always saved)
+    steps_per_epoch: int | None = None  # cap on batches per epoch; None trains on the whole set
+    evaluate: bool = True  # score samples with the digit judge after each epoch
+
+    def __post_init__(self) -> None:
+        _check_choice("preset", self.preset, PRESETS)
+        _check_choice("loss", self.loss, LOSSES)
+        _check_choice("device", self.device, DEVICES)
+        _check_choice("precision", self.precision, PRECISIONS)
+        _check_int("latent_dim", self.latent_dim, 1, 1024)
+        _check_int("width", self.width, 1, 2048)
+        _check_int("batch_size", self.batch_size, 1, 60_000)
+        _check_int("epochs", self.epochs, 1, 10_000)
+        _check_int("seed", self.seed, 0, 2**31 - 1)
+        _check_int("checkpoint_every", self.checkpoint_every, 1, 10_000)
+        if self.steps_per_epoch is not None:
+            _check_int("steps_per_epoch", self.steps_per_epoch, 1, 1_000_000)
+        _check_float("lr_g", self.lr_g, 0.0, 1.0, low_open=True)
+        _check_float("lr_d", self.lr_d, 0.0, 1.0, low_open=True)
+        _check_float("beta1", self.beta1, 0.0, 1.0, high_open=True)
+        _check_float("beta2", self.beta2, 0.0, 1.0, high_open=True)
+        _check_float("ema_decay", self.ema_decay, 0.0, 1.0, high_open=True)
+        if not isinstance(self.evaluate, bool):
+            raise ConfigError("evaluate", self.evaluate, "true or false")
+
+    @property
+    def conditional(self) -> bool:
+        return self.preset == "cdcgan"
+
+    @classmethod
+    def for_preset(cls, preset: str = "cdcgan", **overrides: Any) -> Config:
+        """A config with the preset's tuned defaults; explicit overrides (None means 'not given') win."""
+        _check_choice("preset", preset, PRESETS)
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return cls.from_dict({**PRESET_DEFAULTS[preset], **given, "preset": preset})
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        """Build from a saved or user-given mapping; unknown fields are an error, not silently dropped."""
+        if not isinstance(values, dict):
+            raise ConfigError("config", values, "a JSON object of settings")
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                unknown[0], values[unknown[0]], f"unknown setting; known settings: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError("config", text[:40], f"valid JSON ({error})") from None
+        return cls.from_dict(values)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(name, value, f"one of {', '.join(choices)}")
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, value, f"a whole number from {low} to {high}")
+    if not low <= value <= high:
+        raise ConfigError(name, value, f"a whole number from {low} to {high}")
+
+
+def _check_float(
+    name: str, value: Any, low: float, high: float, low_open: bool = False, high_open: bool = False
+) -> None:
+    interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(name, value, f"a number in {interval}")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high or value != value:
+        raise ConfigError(name, value, f"a number in {interval}")

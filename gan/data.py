@@ -1,0 +1,119 @@
+"""MNIST in memory: IDX reading with clear errors, images scaled to [-1, 1], seeded shuffled batches.
+
+The whole training set is one tensor (60,000 x 1 x 28 x 28 float32, 188 MB): indexing it is about
+twenty times cheaper per epoch than a DataLoader with per-image transforms.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
+NUM_CLASSES = 10
+IMAGE_SIZE = 28
+
+FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+_IDX_UBYTE = 0x08
+
+
+class DataError(ValueError):
+    """A data file is missing, truncated or not in the IDX format."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images as float32 (N, 1, 28, 28) in [-1, 1] and labels as int64 (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file of unsigned bytes (gzipped or not) into an array of its declared shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise DataError(f"{path}: cannot decompress ({error})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
+    if raw[2] != _IDX_UBYTE:
+        raise DataError(f"{path}: IDX element type 0x{raw[2]:02x} is not supported (only unsigned bytes)")
+    ndim = raw[3]
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise DataError(f"{path}: truncated header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header_size + int(np.prod(shape))
+    if len(raw) != expected:
+        raise DataError(f"{path}: {len(raw)} bytes but its header {shape} needs {expected} (truncated or corrupt)")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape)
+
+
+def _find(folder: Path, name: str) -> Path:
+    """Accept both `name.gz` and the uncompressed `name`."""
+    plain = folder / name.removesuffix(".gz")
+    return plain if not (folder / name).exists() and plain.exists() else folder / name
+
+
+@functools.lru_cache(maxsize=4)
+def load_mnist(folder: str | Path = DEFAULT_DATA_DIR, split: str = "train") -> Dataset:
+    """Load a split ("train" or "test") of an MNIST-format folder; cached, so repeated calls are free."""
+    if split not in FILES:
+        raise DataError(f"split must be one of {sorted(FILES)}, got {split!r}")
+    folder = Path(folder)
+    image_file, label_file = (_find(folder, name) for name in FILES[split])
+    images, labels = read_idx(image_file), read_idx(label_file)
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DataError(f"{image_file}: expected images of shape (N, 28, 28), got {images.shape}")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DataError(f"{label_file}: expected {len(images)} labels, got shape {labels.shape}")
+    if labels.max() >= NUM_CLASSES:
+        raise DataError(f"{label_file}: labels must be 0-9, found {int(labels.max())}")
+    pixels = torch.from_numpy(images.copy()).unsqueeze(1).float().div_(127.5).sub_(1.0)
+    return Dataset(images=pixels, labels=torch.from_numpy(labels.astype(np.int64)))
+
+
+def epoch_permutation(num_items: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled order of one epoch, a pure function of (seed, epoch) so a resumed run sees the same order."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(num_items, generator=generator)
+
+
+def batches(
+    data: Dataset, batch_size: int, seed: int, epoch: int, start: int = 0, limit: int | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (images, labels) batches of one epoch, dropping the last partial batch.
+
+    `start` skips batches already trained (resume mid-epoch); `limit` caps the batches per epoch.
+    """
+    order = epoch_permutation(len(data), seed, epoch)
+    count = batches_per_epoch(len(data), batch_size, limit)
+    for index in range(start, count):
+        chosen = order[index * batch_size : (index + 1) * batch_size]
+        yield data.images[chosen], data.labels[chosen]
+
+
+def batches_per_epoch(num_items: int, batch_size: int, limit: int | None = None) -> int:
+    count = num_items // batch_size
+    return count if limit is None else min(count, limit)
+
+
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """Map generator output from [-1, 1] to [0, 1] for display and saving."""
+    return images.add(1.0).mul(0.5).clamp(0.0, 1.0)

@@ -1,0 +1,147 @@
+"""Generator and discriminator for each preset; every size comes from arguments.
+
+- classic: the project's origin, fully connected both ways (noise -> 784 pixels -> one logit).
+- dcgan:   a small transposed-convolution generator and strided-convolution discriminator for 28x28.
+- cdcgan:  the dcgan pair conditioned on the digit: a label embedding joins the noise in G, and D adds a
+           projection term <embed(y), h> (Miyato & Koyama, 2018), which learns classes faster than concatenation.
+
+Generators map (z: (B, latent_dim), y: (B,) or None) to images (B, 1, 28, 28) in [-1, 1]; discriminators
+map (x, y) to logits (B,). `first_features` is the output of G's first layer, which latent.py searches for
+principal directions.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gan.config import Config
+from gan.data import IMAGE_SIZE, NUM_CLASSES
+
+PIXELS = IMAGE_SIZE * IMAGE_SIZE
+
+
+class ClassicGenerator(nn.Module):
+    def __init__(self, latent_dim: int, width: int):
+        super().__init__()
+        self.latent_dim, self.num_classes = latent_dim, 0
+        self.first = nn.Sequential(nn.Linear(latent_dim, width), nn.LeakyReLU(0.2))
+        self.rest = nn.Sequential(
+            nn.Linear(width, 2 * width),
+            nn.LeakyReLU(0.2),
+            nn.Linear(2 * width, 4 * width),
+            nn.LeakyReLU(0.2),
+            nn.Linear(4 * width, PIXELS),
+            nn.Tanh(),
+        )
+
+    def first_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.first(z)  # (B, width)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.rest(self.first(z)).view(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+
+
+class ClassicDiscriminator(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.num_classes = 0
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(PIXELS, 4 * width),
+            nn.LeakyReLU(0.2),
+            nn.Linear(4 * width, 2 * width),
+            nn.LeakyReLU(0.2),
+            nn.Linear(2 * width, width),
+            nn.LeakyReLU(0.2),
+            nn.Linear(width, 1),
+        )
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+class ConvGenerator(nn.Module):
+    """z (+ label embedding) -> 4w x 7 x 7 -> 2w x 14 x 14 -> 1 x 28 x 28."""
+
+    def __init__(self, latent_dim: int, width: int, num_classes: int = 0):
+        super().__init__()
+        self.latent_dim, self.num_classes, self.width = latent_dim, num_classes, width
+        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
+        in_features = latent_dim * (2 if num_classes else 1)
+        self.project = nn.Linear(in_features, 4 * width * 7 * 7, bias=False)
+        self.first = nn.Sequential(nn.BatchNorm2d(4 * width), nn.ReLU())
+        self.rest = nn.Sequential(
+            nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
+            nn.ConvTranspose2d(2 * width, 1, 4, 2, 1),
+            nn.Tanh(),
+        )
+
+    def _input(self, z: torch.Tensor, y: torch.Tensor | None, label_embedding: torch.Tensor | None) -> torch.Tensor:
+        if self.embed is None:
+            return z
+        if label_embedding is None:
+            if y is None:
+                raise ValueError("this generator is conditional: give a digit label for every noise vector")
+            label_embedding = self.embed(y)
+        return torch.cat([z, label_embedding], dim=1)  # (B, 2 * latent_dim)
+
+    def first_features(
+        self, z: torch.Tensor, y: torch.Tensor | None = None, label_embedding: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.project(self._input(z, y, label_embedding))  # (B, 4w * 49), before normalisation
+
+    def forward(
+        self, z: torch.Tensor, y: torch.Tensor | None = None, label_embedding: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`label_embedding` (B, latent_dim) replaces embed(y): a blend of two digits' embeddings morphs one
+        digit into another."""
+        h = self.first_features(z, y, label_embedding).view(-1, 4 * self.width, 7, 7)
+        return self.rest(self.first(h))  # (B, 1, 28, 28)
+
+
+class ConvDiscriminator(nn.Module):
+    """1 x 28 x 28 -> 2w x 14 x 14 -> 4w x 7 x 7 -> logit, plus a class projection when conditional."""
+
+    def __init__(self, width: int, num_classes: int = 0):
+        super().__init__()
+        self.num_classes = num_classes
+        features = 4 * width * 7 * 7
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 2 * width, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * width, 4 * width, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(features, 1)
+        self.embed = nn.Embedding(num_classes, features) if num_classes else None
+        if self.embed is not None:
+            nn.init.zeros_(self.embed.weight)  # start unconditional; a N(0, 1) start makes logits of ~100
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.body(x)  # (B, 4w * 49)
+        logit = self.head(h).squeeze(1)
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("this discriminator is conditional: give the digit label of every image")
+            logit = logit + (self.embed(y) * h).sum(dim=1)
+        return logit
+
+
+def build_generator(config: Config) -> nn.Module:
+    if config.preset == "classic":
+        return ClassicGenerator(config.latent_dim, config.width)
+    return ConvGenerator(config.latent_dim, config.width, NUM_CLASSES if config.conditional else 0)
+
+
+def build_discriminator(config: Config) -> nn.Module:
+    if config.preset == "classic":
+        return ClassicDiscriminator(config.width)
+    return ConvDiscriminator(config.width, NUM_CLASSES if config.conditional else 0)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in module.parameters())

@@ -1,0 +1,311 @@
+"""Running a training job: `train_run` trains a run folder in the foreground (the CLI uses it), and
+`TrainingSession` runs it in a background thread for the app.
+
+The session owns its thread, a lock and a `Control`. The UI sends commands (start, pause, resume, stop) and
+reads `snapshot()`, an immutable picture of the job published by the thread; the thread never touches the UI.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from gan.checkpoints import CheckpointError, Run
+from gan.config import Config
+from gan.data import DEFAULT_DATA_DIR, load_mnist
+from gan.images import grid_png
+from gan.train import Control, StepMetrics, Trainer, TrainingDiverged
+
+EpochCallback = Callable[[int, dict[str, Any]], None]
+SaveErrorCallback = Callable[[OSError], None]
+
+
+class RunError(ValueError):
+    """A run cannot be started or resumed as asked (name taken, nothing to resume, ...)."""
+
+
+def prepare_trainer(run: Run, config: Config | None = None, resume: bool = False, epochs: int | None = None) -> Trainer:
+    """A trainer for a new run (config required) or for the newest saved state of an existing run.
+
+    Resuming may raise the epoch count (`epochs`) to train a finished run further.
+    """
+    if resume:
+        if not run.exists():
+            raise RunError(f"there is no run {run.name!r} to resume")
+        saved = run.config()
+        config = saved if epochs is None else saved.replace(epochs=epochs)
+        state = run.resume_state()
+        trainer = Trainer(config, load_mnist(DEFAULT_DATA_DIR))
+        if state is not None:
+            try:
+                trainer.load_state_dict(state)
+            except (KeyError, RuntimeError, ValueError) as error:
+                raise CheckpointError(f"run {run.name!r}: the saved state does not fit its config ({error})") from None
+        run.truncate_history(trainer.step)
+        if config != saved:
+            run.write_config(config)
+        return trainer
+    if config is None:
+        raise RunError("a new run needs a config")
+    if run.exists() or run.epochs():
+        raise RunError(f"a run named {run.name!r} already exists: choose another name, or resume it")
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(config)
+    return Trainer(config, load_mnist(DEFAULT_DATA_DIR))
+
+
+def train_run(
+    run: Run,
+    trainer: Trainer,
+    control: Control | None = None,
+    on_step: Callable[[StepMetrics], None] | None = None,
+    on_epoch: EpochCallback | None = None,
+    on_save_error: SaveErrorCallback | None = None,
+    max_seconds: float | None = None,
+) -> str:
+    """Train and keep the run folder up to date: history and an epoch file (with its grid) after each epoch,
+    and the exact state at a stop or time budget. Returns the loop's outcome.
+
+    A failed write (disk full, read-only folder) goes to `on_save_error`, which may wait for the user to fix it:
+    the save is then tried again. Without that callback the error is raised; saved epochs are never touched.
+    """
+    control = control or Control()
+    pending: list[dict[str, Any]] = []
+
+    def record_step(metrics: StepMetrics) -> None:
+        pending.append({"kind": "step", **asdict(metrics)})
+        if on_step:
+            on_step(metrics)
+
+    def flush_history() -> None:
+        _save(lambda: run.append_history(pending), control, on_save_error)
+        pending.clear()
+
+    def end_epoch(epoch: int) -> None:
+        record = {"kind": "epoch", "epoch": epoch, "step": trainer.step, "seconds": trainer.seconds}
+        pending.append(record)
+        flush_history()
+        config = trainer.config
+        if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+            grid = grid_png(trainer.sample_fixed())
+            _save(lambda: run.save_epoch(epoch, trainer.state_dict(), config, grid), control, on_save_error)
+        if on_epoch:
+            on_epoch(epoch, record)
+
+    try:
+        outcome = trainer.run(control, record_step, end_epoch, max_seconds)
+    except TrainingDiverged:
+        flush_history()
+        raise
+    flush_history()
+    if outcome != "finished":
+        _save(lambda: run.save_latest(trainer.state_dict(), trainer.config), control, on_save_error)
+    return outcome
+
+
+def _save(write: Callable[[], None], control: Control, on_save_error: SaveErrorCallback | None) -> None:
+    while True:
+        try:
+            write()
+            return
+        except OSError as error:
+            if on_save_error is None:
+                raise
+            on_save_error(error)  # e.g. pause and wait for the user to free space
+            if control.stop_requested:
+                raise
+
+
+# --- the background job ------------------------------------------------------------------------------------
+
+ACTIVE = ("starting", "running", "paused", "stopping")
+HISTORY_POINTS = 2000
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the UI may know about the job, at one moment. Never mutated; a new one replaces it."""
+
+    status: str = "idle"  # idle, starting, running, paused, stopping, finished, stopped, failed
+    run_name: str | None = None
+    config: Config | None = None
+    epoch: int = 0  # epochs completed
+    step: int = 0
+    total_steps: int = 0
+    images_per_sec: float = 0.0
+    seconds: float = 0.0
+    history: tuple[dict[str, Any], ...] = ()  # step records, thinned evenly to at most HISTORY_POINTS
+    epoch_records: tuple[dict[str, Any], ...] = ()
+    grid_png: bytes | None = None  # the fixed noise drawn by the EMA generator, refreshed about once a second
+    saved_epochs: tuple[int, ...] = ()
+    error: str | None = None
+    started: float = field(default_factory=time.time)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if not self.step or not self.total_steps or self.images_per_sec <= 0 or not self.config:
+            return None
+        return (self.total_steps - self.step) * self.config.batch_size / self.images_per_sec
+
+
+class ThinnedHistory:
+    """Keeps every `stride`-th step; doubles the stride (dropping every other kept point) when full."""
+
+    def __init__(self, limit: int = HISTORY_POINTS):
+        self.limit, self.stride, self.records = limit, 1, []
+
+    def add(self, record: dict[str, Any]) -> None:
+        if record["step"] % self.stride:
+            return
+        self.records.append(record)
+        if len(self.records) > self.limit:
+            self.stride *= 2
+            self.records = [kept for kept in self.records if kept["step"] % self.stride == 0]
+
+
+class TrainingSession:
+    """One background training job per process. Commands are safe from any thread, and idempotent."""
+
+    def __init__(self, root: str | None = None, grid_interval: float = 1.0, publish_interval: float = 0.25):
+        self.root = root
+        self.grid_interval, self.publish_interval = grid_interval, publish_interval
+        self._lock = threading.Lock()
+        self._control = Control()
+        self._thread: threading.Thread | None = None
+        self._snapshot = Snapshot()
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot  # replaced atomically, never mutated
+
+    def start(self, config: Config | None, run_name: str, resume: bool = False, epochs: int | None = None) -> bool:
+        """Start a job unless one is active; returns whether this call started it. Raises on a bad run name."""
+        run = Run.at(run_name, self.root)
+        with self._lock:
+            if self._snapshot.active:
+                return False
+            self._control = Control()
+            self._snapshot = Snapshot(status="starting", run_name=run.name, config=config)
+            self._thread = threading.Thread(
+                target=self._work, args=(run, config, resume, epochs, self._control), name="gan-trainer", daemon=True
+            )
+            self._thread.start()
+            return True
+
+    def pause(self) -> None:
+        with self._lock:
+            if self._snapshot.status == "running":
+                self._control.pause()
+                self._publish(status="paused")
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._snapshot.status == "paused":
+                self._publish(status="running", error=None)
+                self._control.resume()
+
+    def stop(self, wait: float | None = None) -> None:
+        with self._lock:
+            if self._snapshot.active:
+                self._publish(status="stopping")
+                self._control.stop()
+            thread = self._thread
+        if wait and thread is not None:
+            thread.join(wait)
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _publish(self, **changes: Any) -> None:
+        self._snapshot = replace(self._snapshot, **changes)
+
+    def _work(self, run: Run, config: Config | None, resume: bool, epochs: int | None, control: Control) -> None:
+        try:
+            trainer = prepare_trainer(run, config, resume, epochs)
+        except Exception as error:  # shown to the user; nothing was trained
+            self._publish(status="failed", error=str(error))
+            return
+        history = ThinnedHistory()
+        history.records = [r for r in run.history(trainer.step) if r.get("kind") == "step"][-HISTORY_POINTS:]
+        epoch_records = [r for r in run.history(trainer.step) if r.get("kind") == "epoch"]
+        last = {"publish": 0.0, "grid": 0.0}
+        self._publish(
+            status="paused" if control.paused else "running",
+            config=trainer.config,
+            epoch=trainer.epoch,
+            step=trainer.step,
+            total_steps=trainer.total_steps,
+            seconds=trainer.seconds,
+            history=tuple(history.records),
+            epoch_records=tuple(epoch_records),
+            grid_png=grid_png(trainer.sample_fixed()),
+            saved_epochs=tuple(run.epochs()),
+        )
+
+        def on_step(metrics: StepMetrics) -> None:
+            history.add(asdict(metrics))
+            now = time.monotonic()
+            changes: dict[str, Any] = {}
+            if now - last["grid"] >= self.grid_interval:
+                last["grid"] = now
+                changes["grid_png"] = grid_png(trainer.sample_fixed())
+            if changes or now - last["publish"] >= self.publish_interval:
+                last["publish"] = now
+                self._publish(
+                    step=metrics.step,
+                    images_per_sec=metrics.images_per_sec,
+                    seconds=metrics.seconds,
+                    history=tuple(history.records),
+                    **changes,
+                )
+
+        def on_epoch(epoch: int, record: dict[str, Any]) -> None:
+            epoch_records.append(record)
+            self._publish(
+                epoch=epoch,
+                step=trainer.step,
+                epoch_records=tuple(epoch_records),
+                saved_epochs=tuple(run.epochs()),
+                grid_png=grid_png(trainer.sample_fixed()),
+            )
+
+        def on_save_error(error: OSError) -> None:
+            with self._lock:
+                self._control.pause()
+                self._publish(
+                    status="paused",
+                    error=f"could not save to {run.path} ({error.strerror or error}); training is paused and the "
+                    "saved epochs are intact. Free space or fix permissions, then Resume (or Stop).",
+                )
+            control.wait_while_paused()
+
+        try:
+            outcome = train_run(run, trainer, control, on_step, on_epoch, on_save_error)
+        except TrainingDiverged as error:
+            kept = run.epochs()
+            self._publish(
+                status="failed", error=f"{error} Kept: {f'epochs up to {kept[-1]}' if kept else 'no epochs'}."
+            )
+            return
+        except Exception as error:  # e.g. a write that failed after Stop; what was saved stays on disk
+            self._publish(status="failed", error=f"{type(error).__name__}: {error}")
+            return
+        self._publish(
+            status="finished" if outcome == "finished" else "stopped",
+            epoch=trainer.epoch,
+            step=trainer.step,
+            seconds=trainer.seconds,
+            history=tuple(history.records),
+            saved_epochs=tuple(run.epochs()),
+            grid_png=grid_png(trainer.sample_fixed()),
+        )

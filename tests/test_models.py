@@ -1,0 +1,35 @@
+import pytest
+import torch
+
+from gan.config import Config
+from gan.models import build_discriminator, build_generator
+
+
+@pytest.mark.parametrize("preset", ["classic", "dcgan", "cdcgan"])
+def test_shapes_and_ranges(preset):
+    config = Config.for_preset(preset)
+    G, D = build_generator(config), build_discriminator(config)
+    z, y = torch.randn(6, config.latent_dim) * 10, torch.arange(6)
+    images = G(z, y)
+    assert images.shape == (6, 1, 28, 28)
+    assert images.min() >= -1 and images.max() <= 1
+    assert D(images, y).shape == (6,)
+
+
+def test_conditional_generator_and_discriminator_use_the_label():
+    config = Config.for_preset("cdcgan")
+    torch.manual_seed(0)
+    G, D = build_generator(config).eval(), build_discriminator(config)
+    torch.nn.init.normal_(D.embed.weight)  # trained projections are non-zero
+    z = torch.randn(1, config.latent_dim).repeat(10, 1)
+    images = G(z, torch.arange(10))
+    differences = (images[1:] - images[0]).abs().flatten(1).mean(1)
+    assert (differences > 1e-3).all(), "every digit label must change the image drawn from the same noise"
+    real = images[:1].repeat(10, 1, 1, 1).detach()
+    assert D(real, torch.arange(10)).unique().numel() == 10
+
+
+def test_conditional_generator_requires_labels():
+    config = Config.for_preset("cdcgan")
+    with pytest.raises(ValueError, match="label"):
+        build_generator(config)(torch.randn(2, config.latent_dim))

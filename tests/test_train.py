@@ -1,0 +1,80 @@
+import math
+import threading
+import time
+
+import pytest
+import torch
+
+from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
+from gan.train import Control, Trainer, TrainingDiverged
+from tests.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_mnist(DEFAULT_DATA_DIR, "train")
+
+
+def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {
+        f"{name}/{key}": value.clone()
+        for name in ("G", "G_ema", "D")
+        for key, value in getattr(trainer, name).state_dict().items()
+    }
+
+
+@pytest.mark.parametrize("preset", ["classic", "dcgan", "cdcgan"])
+def test_a_few_steps_give_finite_losses_and_change_the_weights(preset, data):
+    trainer = Trainer(tiny_config(preset), data)
+    before = weights(trainer)
+    steps = []
+    assert trainer.run(on_step=steps.append) == "finished"
+    assert len(steps) == 6 and trainer.epoch == 2
+    assert all(math.isfinite(s.loss_d) and math.isfinite(s.loss_g) and 0 <= s.d_real <= 1 for s in steps)
+    after = weights(trainer)
+    changed = [key for key in before if key.endswith("weight") and not torch.equal(before[key], after[key])]
+    assert any(key.startswith("G/") for key in changed) and any(key.startswith("D/") for key in changed)
+
+
+def test_same_seed_same_weights_other_seed_other_weights(data):
+    first, second, other = (Trainer(tiny_config(seed=seed), data) for seed in (3, 3, 4))
+    for trainer in (first, second, other):
+        trainer.run()
+    a, b, c = weights(first), weights(second), weights(other)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert not all(torch.equal(a[key], c[key]) for key in a)
+
+
+def test_stop_is_honoured_within_one_step(data):
+    control = Control()
+    trainer = Trainer(tiny_config(steps_per_epoch=50), data)
+    outcome = trainer.run(control, on_step=lambda m: control.stop() if m.step == 4 else None)
+    assert outcome == "stopped" and trainer.step == 4
+
+
+def test_pause_blocks_until_resume(data):
+    control = Control()
+    trainer = Trainer(tiny_config(steps_per_epoch=20), data)
+    control.pause()
+    worker = threading.Thread(target=trainer.run, args=(control,))
+    worker.start()
+    time.sleep(0.3)
+    assert trainer.step == 0 and worker.is_alive()
+    control.resume()
+    worker.join(30)
+    assert trainer.finished
+
+
+def test_time_budget_stops_training(data):
+    trainer = Trainer(tiny_config(steps_per_epoch=1000), data)
+    assert trainer.run(max_seconds=0.2) == "time_budget"
+    assert 0 < trainer.step < 2000
+
+
+def test_nan_loss_stops_training_before_the_step_is_applied(data):
+    poisoned = Dataset(data.images[:64].clone(), data.labels[:64])
+    poisoned.images[40:] = float("nan")  # batches 0-1 are clean; the first shuffled batch with a NaN image stops it
+    trainer = Trainer(tiny_config("classic", steps_per_epoch=4, epochs=3), poisoned)
+    with pytest.raises(TrainingDiverged, match="loss became nan.*lr_g, lr_d"):
+        trainer.run()
+    assert all(torch.isfinite(p).all() for p in trainer.D.parameters())
