@@ -22,6 +22,10 @@ from gan.session import RunError, prepare_trainer, train_run
 from gan.train import Control, StepMetrics, TrainingDiverged, configure_threads
 
 USER_ERRORS = (ConfigError, CheckpointError, DataError, RunError, TrainingDiverged, ValueError, OSError)
+CONFIG_FLAGS = (
+    "preset", "epochs", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "latent_dim", "width", "loss", "ema_decay",
+    "seed", "device", "precision", "checkpoint_every", "steps_per_epoch",
+)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,23 +83,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    overrides = {
-        name: getattr(args, name)
-        for name in (
-            "epochs", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "latent_dim", "width", "loss",
-            "ema_decay", "seed", "device", "precision", "checkpoint_every", "steps_per_epoch",
-        )
-    }  # fmt: skip
+    overrides = {name: getattr(args, name) for name in CONFIG_FLAGS if name != "preset"}
     if args.no_eval:
         overrides["evaluate"] = False
     return Config.for_preset(args.preset or "cdcgan", **overrides)
 
 
 def train_command(args: argparse.Namespace) -> int:
+    if args.max_minutes is not None and not 0 < args.max_minutes < math.inf:
+        raise ValueError(f"--max-minutes={args.max_minutes} is not allowed: a number of minutes above 0")
     threads = configure_threads()
     if args.resume:
         if not args.run:
             raise RunError("--resume needs --run NAME")
+        changed = [name for name in CONFIG_FLAGS if name != "epochs" and getattr(args, name) is not None]
+        if changed or args.no_eval:
+            flag = "--" + (changed[0].replace("_", "-") if changed else "no-eval")
+            raise RunError(f"{flag} cannot be changed when resuming: a run keeps its settings (only --epochs may grow)")
         run = Run.at(args.run, args.root)
         trainer = prepare_trainer(run, resume=True, epochs=args.epochs)
     else:

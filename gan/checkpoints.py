@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from gan.config import Config, ConfigError
-from gan.models import build_generator
+from gan.models import build_discriminator, build_generator
 
 DEFAULT_ROOT = Path("checkpoints")
 ROOT_VARIABLE = "GAN_STUDIO_CHECKPOINTS"
@@ -36,6 +36,7 @@ FORMAT = "gan-studio/1"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 EPOCH_FILE = re.compile(r"^epoch-(\d{4,})\.safetensors$")
 LATEST = "latest.safetensors"
+ARCHITECTURE = ("preset", "latent_dim", "width")  # the settings that fix the tensors' names and shapes
 
 
 class CheckpointError(ValueError):
@@ -66,8 +67,10 @@ def atomic_write(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError) and not error.filename:  # a failed write() names no file: say which
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
 
 
@@ -121,14 +124,39 @@ def load_state(path: Path) -> tuple[dict[str, Any], Config]:
         metadata = _read_metadata(raw)
     except (SafetensorError, ValueError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {error})") from None
+    config = _saved_config(path, metadata)
+    try:
+        state = unflatten_state(tensors, json.loads(metadata["tree"]))
+    except (KeyError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: damaged metadata ({error})") from None
+    return state, config
+
+
+def check_header(path: Path, config: Config) -> None:
+    """A cheap look at a checkpoint (its header only, no tensors read): whole, ours, and of the run's model."""
+    try:
+        with safe_open(path, "pt") as handle:
+            metadata = handle.metadata() or {}
+    except (OSError, SafetensorError) as error:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {error})") from None
+    check_fits(path, _saved_config(path, metadata), config)
+
+
+def check_fits(path: Path, saved: Config, config: Config) -> None:
+    """Refuse a checkpoint of another model than the run's (e.g. a file copied in from another run)."""
+    if any(getattr(saved, name) != getattr(config, name) for name in ARCHITECTURE):
+        described = ", ".join(f"{name} {getattr(saved, name)}" for name in ARCHITECTURE)
+        expected = ", ".join(f"{name} {getattr(config, name)}" for name in ARCHITECTURE)
+        raise CheckpointError(f"{path}: holds a model with {described}, but its run has {expected} (copied in?)")
+
+
+def _saved_config(path: Path, metadata: dict[str, str]) -> Config:
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a GAN Studio checkpoint (format {metadata.get('format')!r})")
     try:
-        config = Config.from_json(metadata["config"])
-        state = unflatten_state(tensors, json.loads(metadata["tree"]))
-    except (ConfigError, KeyError, json.JSONDecodeError) as error:
+        return Config.from_json(metadata["config"])
+    except (ConfigError, KeyError) as error:
         raise CheckpointError(f"{path}: damaged metadata ({error})") from None
-    return state, config
 
 
 def _read_metadata(raw: bytes) -> dict[str, str]:
@@ -160,7 +188,7 @@ class Run:
     def config(self) -> Config:
         file = self.path / "config.json"
         try:
-            return Config.from_json(file.read_text())
+            return Config.from_json(file.read_text(errors="replace"))  # binary junk is reported as bad JSON
         except OSError as error:
             raise CheckpointError(f"{file}: cannot read ({error.strerror or error})") from None
         except ConfigError as error:
@@ -202,19 +230,32 @@ class Run:
         return load_state(path)[0]
 
     def resume_state(self) -> dict[str, Any] | None:
-        """The newest loadable state (mid-epoch stop or epoch file), skipping damaged files; None if none."""
+        """The newest usable state (mid-epoch stop or epoch file), skipping damaged or foreign files; or None."""
+        config = self.config()
+        shapes = _tensor_shapes(config)
         candidates = [self.latest_path] + [self.epoch_path(epoch) for epoch in reversed(self.epochs())]
         best: dict[str, Any] | None = None
         for path in candidates:
             if not path.is_file():
                 continue
             try:
-                state = load_state(path)[0]
-            except CheckpointError:
+                state, saved = load_state(path)
+                check_fits(path, saved, config)
+                fits = all({key: value.shape for key, value in state[part].items()} == shapes[part] for part in shapes)
+            except (CheckpointError, KeyError, AttributeError):
+                continue
+            if not fits:
                 continue
             if best is None or state["position"]["step"] > best["position"]["step"]:
                 best = state
         return best
+
+    def remove_partial_writes(self) -> list[Path]:
+        """Delete the temporary files of writes cut short by a kill (never listed nor loaded, but they take space)."""
+        leftovers = [entry for entry in self.path.glob(".*.tmp") if entry.is_file()]
+        for entry in leftovers:
+            entry.unlink(missing_ok=True)
+        return leftovers
 
     def append_history(self, records: Iterable[dict[str, Any]]) -> None:
         lines = "".join(json.dumps(record) + "\n" for record in records)
@@ -229,7 +270,7 @@ class Run:
         if not file.is_file():
             return []
         records = []
-        for line in file.read_text(encoding="utf-8").splitlines():
+        for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
@@ -245,6 +286,13 @@ class Run:
         atomic_write(self.path / "history.jsonl", text.encode())
 
 
+def _tensor_shapes(config: Config) -> dict[str, dict[str, torch.Size]]:
+    """The tensor names and shapes of the config's models, to check a state against before loading it."""
+    G = {key: value.shape for key, value in build_generator(config).state_dict().items()}
+    D = {key: value.shape for key, value in build_discriminator(config).state_dict().items()}
+    return {"G": G, "G_ema": G, "D": D}
+
+
 def load_generator(run: Run, epoch: int | None = None, ema: bool = True) -> tuple[torch.nn.Module, Config, int]:
     """The generator of a saved epoch (the newest when `epoch` is None), in eval mode on the CPU."""
     epochs = run.epochs()
@@ -255,11 +303,13 @@ def load_generator(run: Run, epoch: int | None = None, ema: bool = True) -> tupl
     if not path.is_file():
         raise CheckpointError(f"run {run.name!r} has no saved epoch {epoch} (saved: {epochs})")
     state, config = load_state(path)
+    check_fits(path, config, run.config())
     generator = build_generator(config)
     try:
         generator.load_state_dict(state["G_ema" if ema else "G"])
     except (KeyError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: weights do not fit the {config.preset} preset ({str(error)[:200]})") from None
+        reason = " ".join(str(error).split())[:200]  # PyTorch's message spans lines; errors are one line
+        raise CheckpointError(f"{path}: weights do not fit the {config.preset} preset ({reason})") from None
     return generator.eval().requires_grad_(False), config, epoch
 
 
@@ -291,4 +341,9 @@ def _describe(run: Run) -> RunInfo:
     epochs = tuple(run.epochs())
     steps = [record for record in run.history() if record.get("kind") == "step"]
     error = None if epochs else "no saved epochs yet"
+    if epochs:
+        try:
+            check_header(run.epoch_path(epochs[-1]), config)
+        except CheckpointError as damaged:
+            error = str(damaged)
     return RunInfo(run.name, run.path, config, epochs, steps[-1] if steps else None, error)

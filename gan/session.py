@@ -37,6 +37,7 @@ def prepare_trainer(run: Run, config: Config | None = None, resume: bool = False
             raise RunError(f"there is no run {run.name!r} to resume")
         saved = run.config()
         config = saved if epochs is None else saved.replace(epochs=epochs)
+        run.remove_partial_writes()
         state = run.resume_state()
         trainer = Trainer(config, load_mnist(DEFAULT_DATA_DIR))
         if state is not None:
@@ -180,7 +181,7 @@ class TrainingSession:
     def __init__(self, root: str | None = None, grid_interval: float = 1.0, publish_interval: float = 0.25):
         self.root = root
         self.grid_interval, self.publish_interval = grid_interval, publish_interval
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: commands publish while holding it
         self._control = Control()
         self._thread: threading.Thread | None = None
         self._snapshot = Snapshot()
@@ -227,7 +228,9 @@ class TrainingSession:
         return self._thread is not None and self._thread.is_alive()
 
     def _publish(self, **changes: Any) -> None:
-        self._snapshot = replace(self._snapshot, **changes)
+        # Under the lock, so that the thread's read-modify-write cannot undo a command's status (a lost Pause).
+        with self._lock:
+            self._snapshot = replace(self._snapshot, **changes)
 
     def _work(self, run: Run, config: Config | None, resume: bool, epochs: int | None, control: Control) -> None:
         try:
@@ -235,9 +238,12 @@ class TrainingSession:
         except Exception as error:  # shown to the user; nothing was trained
             self._publish(status="failed", error=str(error))
             return
-        history = ThinnedHistory()
-        history.records = [r for r in run.history(trainer.step) if r.get("kind") == "step"][-HISTORY_POINTS:]
-        epoch_records = [r for r in run.history(trainer.step) if r.get("kind") == "epoch"]
+        history, epoch_records = ThinnedHistory(), []
+        for record in run.history(trainer.step):  # a resumed run shows its whole past, thinned like new steps
+            if record.get("kind") == "step":
+                history.add(record)
+            elif record.get("kind") == "epoch":
+                epoch_records.append(record)
         last = {"publish": 0.0, "grid": 0.0}
         self._publish(
             status="paused" if control.paused else "running",

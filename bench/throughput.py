@@ -1,0 +1,105 @@
+"""Training throughput per preset and batch size: images/s, seconds per epoch, and achieved GFLOP/s against
+a matrix-multiply peak measured in the same run.
+
+    python bench/throughput.py                      # every preset at its default and a few other batch sizes
+    python bench/throughput.py --preset classic --batch-sizes 128 512 --repeats 5
+
+FLOPs are counted by torch.utils.flop_counter over one real training step (G forward and backward, D on real
+and fake, forward and backward), so the figure follows the models as they change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gan.config import PRESETS, Config  # noqa: E402
+from gan.data import load_mnist  # noqa: E402
+from gan.train import Trainer, configure_threads  # noqa: E402
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a large square matrix multiply: the most this machine does for that precision."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b  # warm-up
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        timings.append(time.perf_counter() - started)
+    return 2 * size**3 / statistics.median(timings) / 1e9
+
+
+def flops_per_image(trainer: Trainer) -> float:
+    real, labels = trainer.data.images[: trainer.config.batch_size], trainer.data.labels[: trainer.config.batch_size]
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step(real, labels)
+    return counter.get_total_flops() / trainer.config.batch_size
+
+
+def measure(config: Config, data, steps: int, repeats: int) -> dict[str, float]:
+    trainer = Trainer(config, data)
+    flops = flops_per_image(trainer)
+    real, labels = data.images[: config.batch_size], data.labels[: config.batch_size]
+    for _ in range(3):  # warm-up: allocator, oneDNN kernel selection
+        trainer.train_step(real, labels)
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_step(real, labels)
+        rates.append(steps * config.batch_size / (time.perf_counter() - started))
+    rate = statistics.median(rates)
+    return {
+        "images_per_sec": rate,
+        "seconds_per_epoch": len(data) / rate,
+        "gflops": flops * rate / 1e9,
+        "mflop": flops / 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=PRESETS, nargs="*", default=list(PRESETS))
+    parser.add_argument("--batch-sizes", type=int, nargs="*", help="default: the preset's default, 64 and 512")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), nargs="*", help="default: the preset's own")
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed repetition")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    threads = configure_threads()
+    data = load_mnist()
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    print(
+        f"torch {torch.__version__}, {threads} threads; matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, "
+        f"bf16 {peaks['bf16']:.0f} GFLOP/s (median of 5, 2048x2048)"
+    )
+    print(
+        f"{'preset':<8} {'precision':<9} {'batch':>5} {'MFLOP/img':>9} {'images/s':>9} {'s/epoch':>8} "
+        f"{'GFLOP/s':>8} {'of peak':>7}"
+    )
+    for preset in args.preset:
+        default = Config.for_preset(preset)
+        for precision in args.precision or [default.precision]:
+            for batch_size in args.batch_sizes or sorted({default.batch_size, 64, 512}):
+                config = default.replace(batch_size=batch_size, precision=precision, evaluate=False)
+                result = measure(config, data, args.steps, args.repeats)
+                marker = "*" if batch_size == default.batch_size and precision == default.precision else " "
+                print(
+                    f"{preset:<8} {precision:<9} {batch_size:>5}{marker}{result['mflop']:>9.1f} "
+                    f"{result['images_per_sec']:>9,.0f} {result['seconds_per_epoch']:>8.1f} "
+                    f"{result['gflops']:>8.1f} {result['gflops'] / peaks[precision]:>7.0%}"
+                )
+    print("* the preset's default; median of", args.repeats, "repetitions of", args.steps, "steps")
+
+
+if __name__ == "__main__":
+    main()
