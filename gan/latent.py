@@ -132,11 +132,10 @@ class Neighbours:
 def nearest_real(images: torch.Tensor, data: Dataset, k: int = 5) -> Neighbours:
     """The k training digits closest to each image in pixel space. A sample much closer to one training digit
     than real test digits are (see `typical_distance`) is probably a copy."""
-    queries = (images.float().cpu().flatten(1) + 1) / 2  # (N, 784) in [0, 1]
-    pool = (data.images.cpu().flatten(1) + 1) / 2  # (M, 784)
+    queries, pool = images.float().cpu().flatten(1), data.images.cpu().flatten(1)  # (N, 784), (M, 784) in [-1, 1]
     # The fast matrix-product distances lose a little precision; re-measure the few best candidates exactly.
     _, candidates = torch.cdist(queries, pool).topk(min(4 * k, len(pool)), dim=1, largest=False)  # (N, 4k)
-    exact = (queries.unsqueeze(1) - pool[candidates]).norm(dim=2)
+    exact = (queries.unsqueeze(1) - pool[candidates]).norm(dim=2) / 2  # halved: distances in [0, 1] pixel units
     nearest, order = exact.topk(k, dim=1, largest=False)
     indices = candidates.gather(1, order)
     return Neighbours(indices, nearest, data.images.cpu()[indices])

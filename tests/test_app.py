@@ -1,0 +1,231 @@
+"""The app, driven by Streamlit's AppTest: tiny runs, widgets found by key, no exception on any page."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from gan.checkpoints import Run
+from gan.session import prepare_trainer, train_run
+from tests.conftest import tiny_config
+from views import common
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+TINY_FORM = {"cfg_epochs": 2, "cfg_batch_size": 32, "cfg_width": 4, "cfg_latent_dim": 8, "cfg_steps_per_epoch": 3}
+LONG_FORM = {**TINY_FORM, "cfg_steps_per_epoch": 1000}  # seconds per epoch: still running when the test acts
+
+
+def stop_and_forget() -> None:
+    """Stop the process-wide job and drop Streamlit's resource cache (which holds the session)."""
+    common.get_session().stop(wait=5)
+    st.cache_resource.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_app(root):
+    """Every test: its own checkpoints root (the `root` fixture sets $GAN_STUDIO_CHECKPOINTS), no job running."""
+    stop_and_forget()
+    yield
+    stop_and_forget()
+
+
+def open_app() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception
+    return at
+
+
+def fill_form(at: AppTest, **values) -> AppTest:
+    at.checkbox(key="cfg_evaluate").uncheck()
+    for key, value in values.items():
+        widget = at.text_input(key=key) if key == "cfg_name" else at.number_input(key=key)
+        widget.set_value(value)
+    return at
+
+
+def start(at: AppTest, **values) -> AppTest:
+    fill_form(at, **values).button(key="start").click().run()
+    assert not at.exception
+    return at
+
+
+def wait_until(at: AppTest, condition, seconds: float = 60) -> None:
+    """Rerun the page (as the live fragment would) until the condition holds, then draw it once more."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception
+    at.run()
+    assert not at.exception
+
+
+def settled_step(session, seconds: float = 10) -> int:
+    """The step count once it has stopped changing for a moment."""
+    deadline, step = time.monotonic() + seconds, -1
+    while session.snapshot().step != step:
+        assert time.monotonic() < deadline, "training did not halt"
+        step = session.snapshot().step
+        time.sleep(0.4)
+    return step
+
+
+def saved_run(root: Path, name: str = "saved", epochs: int = 3, preset: str = "cdcgan") -> Run:
+    run = Run.at(name, root)
+    train_run(run, prepare_trainer(run, tiny_config(preset, epochs=epochs, batch_size=32)))
+    return run
+
+
+def texts(at: AppTest) -> str:
+    parts = [element.value for kind in ("markdown", "caption", "info", "success", "warning", "error") for element in
+             getattr(at, kind)]  # fmt: skip
+    return "\n".join(str(part) for part in parts)
+
+
+def test_without_runs_the_app_says_how_to_start(root):
+    at = open_app()
+    assert "No runs yet" in texts(at)
+    assert at.button(key="quick_start").proto.type == "primary"
+    for page in ("views/timeline.py", "views/latent.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        assert "No runs yet" in texts(at)
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [({"cfg_lr_g": 0.0}, "G learning rate"), ({"cfg_epochs": 0}, "Epochs"), ({"cfg_name": "../x"}, "Run name")],
+)
+def test_an_invalid_setting_is_explained_and_starts_nothing(root, settings, named):
+    at = start(open_app(), **{**TINY_FORM, **settings})
+    assert len(at.error) == 1 and named in at.error[0].value
+    assert common.get_session().snapshot().status == "idle"
+    assert not root.exists() or not any(root.iterdir())
+
+
+def test_a_tiny_run_shows_charts_progress_and_saved_epochs(root):
+    at = start(open_app(), **TINY_FORM, cfg_name="tiny")
+    session = common.get_session()
+    wait_until(at, lambda: session.snapshot().status == "finished")
+    assert session.snapshot().saved_epochs == (1, 2)
+    assert len(at.get("plotly_chart")) == 2
+    assert at.get("progress")[0].value == 100
+    assert "Done: 2 epochs saved" in texts(at)
+    assert Run.at("tiny", root).epochs() == [1, 2]
+
+
+def test_a_second_tab_attaches_to_the_running_job(root):
+    stale = open_app()  # opened before the job starts, so its Start button is still enabled
+    start(open_app(), **LONG_FORM, cfg_name="first")
+    session = common.get_session()
+    started = session.snapshot().started
+    second = open_app()
+    assert any(header.value == "Run first" for header in second.subheader)
+    assert second.button(key="start").disabled
+    start(stale, **TINY_FORM, cfg_name="second")
+    assert "already running" in stale.error[0].value
+    assert any(header.value == "Run first" for header in stale.subheader)
+    assert session.snapshot().run_name == "first" and session.snapshot().started == started
+    assert not (root / "second").exists()
+
+
+def test_stop_ends_the_thread_within_a_second(root):
+    at = start(open_app(), **LONG_FORM, cfg_name="long")
+    session = common.get_session()
+    wait_until(at, lambda: session.snapshot().status == "running" and session.snapshot().step > 0)
+    at.button(key="stop").click().run()
+    clicked = time.monotonic()
+    while session.is_alive() and time.monotonic() - clicked < 1.0:
+        time.sleep(0.02)
+    assert not session.is_alive()
+    assert session.snapshot().status == "stopped"
+    at.run()
+    assert not at.exception and not at.button(key="start").disabled
+
+
+def test_the_timeline_slider_changes_the_shown_epoch(root):
+    saved_run(root)
+    at = open_app()
+    at.switch_page("views/timeline.py").run()
+    assert not at.exception
+    slider = at.select_slider(key="timeline_epoch_saved")
+    assert slider.value == 3 and at.image[0].captions[0].startswith("Epoch 3")
+    slider.set_value(1).run()
+    assert not at.exception
+    assert at.image[0].captions[0].startswith("Epoch 1")
+    at.button(key="timeline_play").click().run()  # animates epochs 1 to 3 in place, then shows the chosen one
+    assert not at.exception
+    assert at.image[0].captions[0].startswith("Epoch 1")
+    assert at.download_button(key="timeline_gif") is not None
+
+
+@pytest.mark.parametrize("preset", ["cdcgan", "classic"])
+def test_the_latent_page_draws_grids_an_interpolation_and_neighbours(root, preset):
+    saved_run(root, epochs=1, preset=preset)
+    at = open_app()
+    at.switch_page("views/latent.py").run(timeout=120)
+    assert not at.exception
+    captions = [caption for image in at.image for caption in image.captions]
+    assert any(("Row r is digit r" if preset == "cdcgan" else "100 samples for seed 0") in text for text in captions)
+    assert any("seed 1 → seed 2" in caption for caption in captions)
+    assert any("distance" in caption for caption in captions)
+    assert "nearest training digit" in texts(at)
+    assert at.download_button(key="latent_strip_gif") is not None
+    if preset == "cdcgan":
+        at.segmented_control(key="latent_digit").set_value(7).run()
+        assert not at.exception
+        assert any("asked to be a 7" in caption for image in at.image for caption in image.captions)
+
+
+def test_an_unreadable_run_is_listed_with_its_reason(root):
+    (root / "broken").mkdir(parents=True)
+    (root / "broken" / "config.json").write_text("{not json")
+    at = open_app()
+    at.switch_page("views/timeline.py").run()
+    assert not at.exception
+    assert "unreadable" in at.error[0].value
+
+
+def test_the_timeline_shows_an_epochs_scores_when_present(root):
+    run = saved_run(root, epochs=2)
+    scores = {"fid": 42.5, "classifier_score": 7.1, "histogram": [0.1] * 10, "classes_covered": 9,
+              "mean_confidence": 0.8, "label_agreement": 0.7, "warnings": ["few samples look like a 1"]}  # fmt: skip
+    records = [{**record, "scores": scores} if record.get("kind") == "epoch" else record for record in run.history()]
+    (run.path / "history.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    at = open_app()
+    at.switch_page("views/timeline.py").run()
+    assert not at.exception
+    assert {metric.label: metric.value for metric in at.metric}["FID"] == "42.5"
+    assert at.warning[0].value == "few samples look like a 1"
+    assert len(at.get("plotly_chart")) == 4  # losses, beliefs, digit histogram, FID by epoch
+
+
+def test_pause_and_resume_are_enabled_only_when_they_apply(root):
+    at = start(open_app(), **LONG_FORM, cfg_name="pausable")
+    session = common.get_session()
+    wait_until(at, lambda: session.snapshot().status == "running")
+    assert not at.button(key="pause").disabled and at.button(key="resume").disabled
+    at.button(key="pause").click().run()
+    assert session.snapshot().status == "paused"
+    assert at.button(key="pause").disabled and not at.button(key="resume").disabled
+    step = settled_step(session)  # the step in flight when Pause came may still finish
+    time.sleep(0.5)
+    assert session.snapshot().step == step
+    at.button(key="resume").click().run()
+    assert session.snapshot().status == "running"
+
+
+def test_a_finished_run_can_be_continued(root):
+    run = saved_run(root, epochs=2)
+    at = open_app()
+    at.number_input(key="continue_epochs_saved").set_value(3)
+    at.button(key="continue").click().run()
+    assert not at.exception
+    wait_until(at, lambda: common.get_session().snapshot().status == "finished")
+    assert run.epochs() == [1, 2, 3]

@@ -1,0 +1,147 @@
+"""End to end in a real browser: `streamlit run app.py`, a tiny run started from the page, the live chart, the
+timeline slider, the latent page. Screenshots go to the test's tmp folder and to /tmp/gan-screens/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+SHARED_SCREENS = Path("/tmp/gan-screens")
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# a second or so an epoch on two idle cores (more when the CPU is shared): often still running at the first look
+RUN_SETTINGS = {"Run name": "browser", "Epochs": "3", "Batch size": "32", "Latent size": "8"}
+ADVANCED_SETTINGS = {"Width": "4", "Batches per epoch": "80"}
+TRAINING_WAIT = 180_000  # ms; generous, as the CPU may be shared with other jobs
+
+SCROLL_HEIGHT = "() => document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight + 120"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no chromium at {CHROMIUM}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_health(url: str, server: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "streamlit exited early"
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError("streamlit did not come up")
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    env = {**os.environ, "GAN_STUDIO_CHECKPOINTS": str(tmp_path / "checkpoints")}
+    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
+    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+class Screens:
+    def __init__(self, page, folder: Path):
+        self.page, self.folder = page, folder
+        SHARED_SCREENS.mkdir(exist_ok=True)
+
+    def take(self, name: str) -> None:
+        """The whole page: Streamlit scrolls inside its own container, so the window is stretched to fit it."""
+        path = self.folder / f"{name}.png"
+        size = self.page.viewport_size
+        height = self.page.evaluate(SCROLL_HEIGHT)
+        self.page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(height, 5000))})
+        self.page.wait_for_timeout(1000)  # let charts and images redraw at the new size
+        self.page.screenshot(path=path)
+        self.page.set_viewport_size(size)
+        shutil.copy(path, SHARED_SCREENS / path.name)
+
+
+def fill(page, label: str, value: str) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(value)
+    field.press("Tab")
+
+
+def test_train_watch_and_travel_in_a_real_browser(server, tmp_path):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.set_default_timeout(30_000)
+        screens = Screens(page, tmp_path)
+        try:
+            walk_through(page, server, screens)
+        except Exception:
+            screens.take("failed")  # what the page showed when a wait ran out
+            raise
+        finally:
+            browser.close()
+    assert (tmp_path / "checkpoints" / "browser" / "epoch-0003.png").is_file()
+
+
+def walk_through(page, url: str, screens: Screens) -> None:
+    page.goto(f"{url}/timeline")  # a deep link as the server's first request still gets the app's frame
+    page.get_by_role("link", name="Latent space", exact=True).wait_for()
+    page.get_by_role("heading", name="Timeline", exact=True).wait_for()
+    page.goto(url)
+    page.get_by_text("No runs yet").first.wait_for()
+    screens.take("01-first-visit")
+
+    page.get_by_text("Settings for a new run").click()
+    for label, value in RUN_SETTINGS.items():
+        fill(page, label, value)
+    page.get_by_text("Advanced", exact=True).click()
+    for label, value in ADVANCED_SETTINGS.items():
+        fill(page, label, value)
+    page.get_by_text("Score each epoch with the digit judge").click()
+    page.get_by_role("button", name="Start training").click()
+
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=60_000)
+    page.get_by_text("Epoch 2 of 3").or_(page.get_by_text("Done: 3 epochs saved")).first.wait_for(timeout=TRAINING_WAIT)
+    screens.take("02-training-live")
+    page.get_by_text("Done: 3 epochs saved").wait_for(timeout=TRAINING_WAIT)
+    screens.take("03-training-finished")
+
+    page.get_by_role("link", name="Timeline", exact=True).click()
+    slider = page.get_by_role("slider").first
+    slider.wait_for()
+    page.get_by_text("Epoch 3: the same 100 noise vectors").wait_for()
+    screens.take("04-timeline-epoch-3")
+    slider.focus()
+    slider.press("Home")
+    page.get_by_text("Epoch 1: the same 100 noise vectors").wait_for()
+    screens.take("05-timeline-epoch-1")
+
+    page.get_by_role("link", name="Latent space", exact=True).click()
+    page.get_by_text("Real unseen (test) digits are typically").wait_for(timeout=60_000)
+    page.get_by_text("moved by the sliders").wait_for(timeout=60_000)  # the last section
+    screens.take("06-latent-space")

@@ -1,0 +1,262 @@
+"""Shared pieces of the pages: the one training session, the run picker, cached loads, charts and image helpers.
+
+Everything here is presentation; the work is done by `gan/`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+from PIL import Image
+
+from gan.checkpoints import Run, RunInfo, default_root, list_runs, load_generator
+from gan.config import Config
+from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
+from gan.images import png_bytes
+from gan.latent import Directions, principal_directions, typical_distance
+from gan.session import TrainingSession
+
+COLORS = {"loss_d": "#1f77b4", "loss_g": "#ff7f0e", "d_real": "#2ca02c", "d_fake": "#d62728"}
+LABELS = {
+    "loss_d": "D loss",
+    "loss_g": "G loss",
+    "d_real": "D(x): real judged real",
+    "d_fake": "D(G(z)): fake judged real",
+}
+CHART_POINTS = 3000  # thin long histories before plotting; the browser need not draw 50,000 points
+
+
+# --- the process-wide job and the run picker ------------------------------------------------------------------
+
+
+@st.cache_resource
+def get_session() -> TrainingSession:
+    """One trainer for the whole server: every tab and every refresh attaches to the same job."""
+    return TrainingSession()
+
+
+def default_run_name(prefix: str) -> str:
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_summary(info: RunInfo, live: bool) -> str:
+    if info.config is None:
+        return f":red[Unreadable:] {info.error}"
+    if live:  # the sidebar is not redrawn while training, so no counts that would go stale
+        return f":green[Training now] · {info.config.preset}, {info.config.epochs} epochs"
+    return f"{info.config.preset} · {len(info.epochs)} of {info.config.epochs} epochs saved"
+
+
+def run_picker() -> RunInfo | None:
+    """The sidebar's run selector (shared by every page); returns the chosen run, or None when there are none.
+
+    Options are labelled by name only, so a label never changes under the user while a run grows; the details
+    of the chosen run go in a caption below it.
+    """
+    runs = list_runs()
+    snapshot = get_session().snapshot()
+    live = snapshot.run_name if snapshot.active else None
+    if live:  # its folder may be half-written at this moment: describe it from the job instead
+        listed = [info for info in runs if info.name == live and info.config is not None]
+        runs = [info for info in runs if info.name != live]
+        runs.insert(0, listed[0] if listed else RunInfo(live, default_root() / live, snapshot.config, (), None, None))
+    st.sidebar.header("Runs")
+    if snapshot.error:
+        st.sidebar.error(f"The training job of run **{snapshot.run_name}** needs attention: see the Train page.")
+    if not runs:
+        st.sidebar.caption("No runs yet. Start one on the Train page.")
+        return None
+    names = [info.name for info in runs]
+    if st.session_state.get("run") not in names:
+        st.session_state["run"] = live if live in names else names[0]
+    by_name = {info.name: info for info in runs}
+    chosen = st.sidebar.selectbox(
+        "Run",
+        names,
+        key="run",
+        format_func=lambda name: name if by_name[name].config else f"{name} (unreadable)",
+        help=f"Folders in {runs[0].path.parent}, newest first.",
+    )
+    st.sidebar.caption(run_summary(by_name[chosen], chosen == live))
+    return by_name[chosen]
+
+
+def show_unusable(info: RunInfo) -> bool:
+    """Explain why a run cannot be shown yet; returns True when the page should stop there."""
+    if info.config is None:
+        st.error(f"Run **{info.name}** is unreadable: {info.error}")
+        return True
+    if not info.epochs:
+        st.info(f"Run **{info.name}** has no saved epochs yet: the first is saved at the end of epoch 1.")
+        return True
+    if info.error:  # e.g. the newest epoch file is damaged; the others may still be fine
+        st.warning(f"Run **{info.name}**: {info.error}")
+    return False
+
+
+# --- cached loads (keys include file times, so a rewritten file is read afresh) --------------------------------
+
+
+def mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)  # shared, not copied: callers only read it
+def run_history(path: str, stamp: tuple[int, float]) -> list[dict[str, Any]]:
+    return Run(Path(path)).history()
+
+
+def history_of(run: Run) -> list[dict[str, Any]]:
+    file = run.path / "history.jsonl"
+    stamp = (file.stat().st_size, file.stat().st_mtime) if file.is_file() else (0, 0.0)
+    return run_history(str(run.path), stamp)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the generator…")
+def cached_generator(path: str, epoch: int, stamp: float) -> tuple[torch.nn.Module, Config, int]:
+    return load_generator(Run(Path(path)), epoch)
+
+
+def generator_for(run: Run, epoch: int) -> tuple[torch.nn.Module, Config, int]:
+    """The EMA generator of a saved epoch, loaded once per (run, epoch, file time)."""
+    return cached_generator(str(run.path), epoch, mtime(run.epoch_path(epoch)))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Finding the main directions of variation…")
+def cached_directions(path: str, epoch: int, stamp: float, count: int) -> Directions:
+    G, _, _ = cached_generator(path, epoch, stamp)
+    return principal_directions(G, count=count)
+
+
+@st.cache_resource(show_spinner="Loading MNIST…")
+def mnist_splits() -> tuple[Dataset, Dataset]:
+    return load_mnist(DEFAULT_DATA_DIR, "train"), load_mnist(DEFAULT_DATA_DIR, "test")
+
+
+@st.cache_data(show_spinner="Measuring how far real digits are from each other…")
+def real_typical_distance() -> float:
+    train, test = mnist_splits()
+    return typical_distance(train, test)
+
+
+# --- charts ---------------------------------------------------------------------------------------------------
+
+
+def smooth(values: Sequence[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing: an exponential moving average, debiased so the start is not pulled to zero."""
+    smoothed, average = [], 0.0
+    for count, value in enumerate(values, start=1):
+        average = weight * average + (1 - weight) * value
+        smoothed.append(average / (1 - weight**count) if weight > 0 else value)
+    return smoothed
+
+
+def thin(values: list, limit: int = CHART_POINTS) -> list:
+    stride = max(1, -(-len(values) // limit))
+    return values[::stride]
+
+
+@dataclass(frozen=True)
+class Marker:
+    step: int
+    label: str
+
+
+def vertical_line(step: int, width: int, dash: str, color: str) -> dict[str, Any]:
+    return {"type": "line", "xref": "x", "yref": "paper", "x0": step, "x1": step, "y0": 0, "y1": 1,
+            "line": {"width": width, "dash": dash, "color": color}}  # fmt: skip
+
+
+def metric_figure(
+    records: Sequence[dict[str, Any]],
+    names: Sequence[str],
+    title: str,
+    smoothing: float,
+    markers: Sequence[Marker] = (),
+    highlight: Marker | None = None,
+    height: int = 260,
+) -> go.Figure:
+    """Raw values (faint) and their smoothed curve (solid) against the step, with optional epoch lines.
+
+    Built in one go from plain dicts: adding shapes one by one (add_vline) costs plotly ~10 ms each, which a
+    once-a-second live chart cannot afford."""
+    steps = thin([record["step"] for record in records])
+    traces = []
+    for name in names:
+        raw = [record[name] for record in records]
+        line = {"color": COLORS[name]}
+        traces.append({"type": "scatter", "x": steps, "y": thin(raw), "mode": "lines", "opacity": 0.25,
+                       "line": {**line, "width": 1}, "hoverinfo": "skip", "showlegend": False})  # fmt: skip
+        traces.append({"type": "scatter", "x": steps, "y": thin(smooth(raw, smoothing)), "mode": "lines",
+                       "name": LABELS[name], "line": {**line, "width": 2}})  # fmt: skip
+    shapes = [vertical_line(marker.step, 1, "dot", "rgba(128,128,128,0.5)") for marker in markers]
+    annotations = []
+    if highlight is not None:
+        shapes.append(vertical_line(highlight.step, 2, "dash", "#7f7f7f"))
+        annotations.append({"x": highlight.step, "xref": "x", "y": 1, "yref": "paper", "text": highlight.label,
+                            "showarrow": False, "xanchor": "right", "yanchor": "bottom"})  # fmt: skip
+    layout = {
+        "title": {"text": title, "font": {"size": 15}},
+        "height": height,
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+        "xaxis": {"title": {"text": "step"}},
+        "modebar": {"orientation": "v"},  # beside the plot, not over the legend
+        "hovermode": "x unified",
+        "shapes": shapes,
+        "annotations": annotations,
+    }
+    return go.Figure({"data": traces, "layout": layout}, skip_invalid=False)
+
+
+def epoch_markers(epoch_records: Sequence[dict[str, Any]]) -> list[Marker]:
+    return [Marker(record["step"], f"epoch {record['epoch']}") for record in epoch_records]
+
+
+def scores_figure(histogram: Sequence[float]) -> go.Figure:
+    figure = go.Figure(go.Bar(x=[str(digit) for digit in range(len(histogram))], y=list(histogram)))
+    figure.update_layout(
+        title={"text": "Which digits the generator draws (share of samples)", "font": {"size": 15}},
+        height=240,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis={"title": "digit (as the judge reads it)", "dtick": 1},
+        yaxis_tickformat=".0%",
+    )
+    figure.add_hline(y=0.1, line={"width": 1, "dash": "dot"}, annotation_text="balanced: 10% each")
+    return figure
+
+
+# --- images ---------------------------------------------------------------------------------------------------
+
+
+def download(label: str, data: bytes, file_name: str, key: str) -> None:
+    mime = "image/gif" if file_name.endswith(".gif") else "image/png"
+    st.download_button(
+        label, data, file_name=file_name, mime=mime, key=key, on_click="ignore", icon=":material/download:"
+    )
+
+
+def picture_with_download(picture: Image.Image, caption: str, file_name: str, key: str) -> None:
+    """Show a picture at its own size (a zoom control chooses the size) with a PNG download under it."""
+    data = png_bytes(picture)
+    st.image(data, caption=caption)
+    download("Download PNG", data, file_name, key)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

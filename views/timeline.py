@@ -1,0 +1,233 @@
+"""Timeline page: one epoch slider drives a run's sample grid, a marker on its charts and that epoch's scores.
+
+Also: play the progression, download it as an animated GIF, and compare two epochs side by side. A run that is
+training right now is re-read every few seconds, so new epochs appear on the slider as they are saved.
+"""
+
+import time
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from gan.checkpoints import Run, RunInfo
+from gan.images import caption, gif_bytes
+from views import common
+
+PLAY_FRAMES = 40  # at most this many epochs in the in-page animation
+PLAY_SECONDS = 0.35
+
+session = common.get_session()
+
+
+# --- data -----------------------------------------------------------------------------------------------------
+
+
+def epoch_records(history: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {record["epoch"]: record for record in history if record.get("kind") == "epoch"}
+
+
+def enlarged(run: Run, epoch: int, scale: int = 2) -> Image.Image | None:
+    path = run.grid_path(epoch)
+    if not path.is_file():
+        return None
+    picture = Image.open(path)
+    return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+
+
+@st.cache_data(max_entries=4, show_spinner="Making the animation…")
+def progression_gif(path: str, epochs: tuple[int, ...], stamp: float) -> bytes:
+    """Every saved epoch's grid with its epoch number written above it, as one animated GIF."""
+    run = Run(Path(path))
+    frames = [caption(Image.open(run.grid_path(epoch)), f"epoch {epoch}") for epoch in epochs]
+    return gif_bytes([frame.resize((frame.width * 2, frame.height * 2), Image.Resampling.NEAREST) for frame in frames])
+
+
+# --- widgets --------------------------------------------------------------------------------------------------
+
+
+def epoch_slider(name: str, epochs: list[int]) -> int:
+    """The chosen epoch. Left at the newest epoch, the slider follows new epochs as a live run saves them."""
+    key, newest_key = f"timeline_epoch_{name}", f"timeline_newest_{name}"
+    state = st.session_state
+    if state.get(key) not in epochs or state.get(key) == state.get(newest_key):
+        state[key] = epochs[-1]
+    state[newest_key] = epochs[-1]
+    if len(epochs) == 1:
+        st.caption(f"Only epoch {epochs[0]} is saved so far.")
+        return epochs[0]
+    return st.select_slider("Epoch", epochs, key=key, help="Drag to travel through training; the charts mark it.")
+
+
+def play(slot, run: Run, epochs: list[int]) -> None:
+    """Animate the grid from the first saved epoch to the last, in place."""
+    stride = max(1, -(-len(epochs) // PLAY_FRAMES))
+    for epoch in epochs[::stride] + ([epochs[-1]] if (len(epochs) - 1) % stride else []):
+        picture = enlarged(run, epoch)
+        if picture is not None:
+            slot.image(picture, caption=f"Epoch {epoch}")
+        time.sleep(PLAY_SECONDS)
+
+
+def score_text(value: Any, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def show_scores(record: dict[str, Any] | None, conditional: bool) -> None:
+    scores = (record or {}).get("scores")
+    if not scores:
+        st.caption("No scores for this epoch. Tick *Score each epoch with the digit judge* when starting a run.")
+        return
+    columns = st.columns(5 if conditional else 4)
+    columns[0].metric(
+        "FID",
+        score_text(scores.get("fid"), 1),
+        help="Fréchet distance between the judge's features "
+        "of real and generated digits. Lower is better; real vs real is near 0.",
+    )
+    columns[1].metric(
+        "Classifier score",
+        score_text(scores.get("classifier_score")),
+        help="Like the Inception Score, from 1 to 10: high when samples are confident digits of every kind.",
+    )
+    covered = scores.get("classes_covered")
+    columns[2].metric(
+        "Digits covered",
+        f"{covered} of 10" if covered is not None else "–",
+        help="How many of the ten digits appear among the samples; fewer suggests mode collapse.",
+    )
+    columns[3].metric(
+        "Judge's confidence",
+        score_text(scores.get("mean_confidence")),
+        help="The digit judge's average confidence in its reading of a sample (0 to 1).",
+    )
+    if conditional:
+        columns[4].metric(
+            "Label agreement",
+            score_text(scores.get("label_agreement")),
+            help="Share of samples the judge reads as the digit that was asked for.",
+        )
+    if scores.get("histogram"):
+        st.plotly_chart(common.scores_figure(scores["histogram"]), key="timeline_histogram")
+    for warning in scores.get("warnings") or []:
+        st.warning(warning)
+
+
+def scores_over_time(records: dict[int, dict[str, Any]], epoch: int) -> None:
+    scored = [(number, record["scores"]) for number, record in sorted(records.items()) if record.get("scores")]
+    if len(scored) < 2:
+        return
+    figure = go.Figure()
+    figure.add_scatter(
+        x=[number for number, _ in scored],
+        y=[scores.get("fid") for _, scores in scored],
+        mode="lines+markers",
+        name="FID",
+    )
+    figure.add_vline(x=epoch, line={"width": 2, "dash": "dash", "color": "#7f7f7f"})
+    figure.update_layout(
+        title={"text": "FID by epoch (lower is better)", "font": {"size": 15}},
+        height=240,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis={"title": "epoch", "dtick": max(1, len(scored) // 10)},
+    )
+    st.plotly_chart(figure, key="timeline_fid")
+
+
+def compare(run: Run, name: str, epochs: list[int]) -> None:
+    if len(epochs) < 2:
+        return
+    st.subheader("Compare two epochs")
+    first, second = st.select_slider(
+        "Epochs to compare", epochs, value=(epochs[0], epochs[-1]), key=f"timeline_compare_{name}"
+    )
+    for column, epoch in zip(st.columns(2), (first, second), strict=False):
+        picture = enlarged(run, epoch)
+        if picture is not None:
+            column.image(picture, caption=f"Epoch {epoch}")
+
+
+# --- the page -------------------------------------------------------------------------------------------------
+
+
+def charts(history: list[dict[str, Any]], record: dict[str, Any] | None, epoch: int) -> None:
+    steps = [entry for entry in history if entry.get("kind") == "step"]
+    if not steps:
+        st.caption("No steps logged for this run.")
+        return
+    highlight = common.Marker(record["step"], f"epoch {epoch}") if record else None
+    smoothing = st.slider(
+        "Smoothing", 0.0, 0.99, 0.6, 0.01, key="timeline_smoothing", width=320, help="Exponential moving average."
+    )
+    st.plotly_chart(
+        common.metric_figure(steps, ("loss_d", "loss_g"), "Losses", smoothing, highlight=highlight),
+        key="timeline_losses",
+    )
+    st.plotly_chart(
+        common.metric_figure(steps, ("d_real", "d_fake"), "What D believes", smoothing, highlight=highlight),
+        key="timeline_beliefs",
+    )
+
+
+def timeline(info: RunInfo, live: bool) -> None:
+    """Everything under the title; while `live`, a fragment rerun every few seconds picks up new epochs."""
+    if live and not session.snapshot().active:
+        st.rerun()  # the job ended: redraw the page once, which stops the polling
+    name, run = info.name, Run(info.path)
+    epochs = [epoch for epoch in run.epochs() if run.grid_path(epoch).is_file()]
+    if not epochs:
+        st.info(f"Run **{name}** has no saved epochs yet: the first is saved at the end of epoch 1.")
+        return
+    history = common.history_of(run)
+    records = epoch_records(history)
+    epoch = epoch_slider(name, epochs)
+    with st.container(horizontal=True):
+        playing = st.button(
+            "Play",
+            key="timeline_play",
+            icon=":material/play_arrow:",
+            help="Animate the grid from the first saved epoch to the last.",
+        )
+        stamp = common.mtime(run.grid_path(epochs[-1]))
+        gif = progression_gif(str(run.path), tuple(epochs), stamp)
+        common.download("Download the progression (GIF)", gif, f"{name}-progression.gif", "timeline_gif")
+    grid_column, chart_column = st.columns([2, 3], gap="large")
+    with grid_column:
+        slot = st.empty()
+        if playing:
+            play(slot, run, epochs)
+        slot.image(enlarged(run, epoch), caption=f"Epoch {epoch}: the same 100 noise vectors every epoch")
+        common.download(
+            "Download PNG", run.grid_path(epoch).read_bytes(), f"{name}-epoch-{epoch:04d}.png", "timeline_png"
+        )
+    with chart_column:
+        charts(history, records.get(epoch), epoch)
+    st.subheader(f"Scores at epoch {epoch}")
+    show_scores(records.get(epoch), info.config.conditional)
+    scores_over_time(records, epoch)
+    compare(run, name, epochs)
+
+
+def page() -> None:
+    st.title("Timeline")
+    st.caption(
+        "Every epoch of a run is saved with its sample grid. Pick an epoch to see how far the generator "
+        "had come, and where that moment sits on the loss curves."
+    )
+    info: RunInfo | None = st.session_state.get("selected_run")
+    if info is None:
+        st.info("No runs yet. Start one on the Train page.")
+        st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
+        return
+    snapshot = session.snapshot()
+    live = snapshot.active and snapshot.run_name == info.name
+    if not live and common.show_unusable(info):
+        return
+    if live:
+        st.caption("This run is training now: new epochs appear here as they are saved.")
+    st.fragment(timeline, run_every=3.0 if live else None)(info, live)
+
+
+page()

@@ -1,0 +1,344 @@
+"""Train page: the settings of a new run, the controls of the running job, and its live charts and samples.
+
+The job belongs to the process-wide TrainingSession; this page only sends it commands and draws its snapshots.
+While a job is active a fragment redraws the live panel once a second; when idle nothing polls.
+"""
+
+import io
+
+import streamlit as st
+from PIL import Image
+
+from gan.checkpoints import CheckpointError, RunInfo
+from gan.config import LOSSES, PRECISIONS, PRESETS, Config, ConfigError
+from gan.session import RunError, Snapshot
+from gan.train import FIXED_SAMPLES
+from views import common
+
+FIELDS = (
+    "epochs",
+    "batch_size",
+    "lr_g",
+    "lr_d",
+    "latent_dim",
+    "loss",
+    "seed",
+    "width",
+    "ema_decay",
+    "precision",
+    "checkpoint_every",
+    "evaluate",
+)
+FIELD_LABELS = {
+    "preset": "Preset",
+    "epochs": "Epochs",
+    "batch_size": "Batch size",
+    "lr_g": "G learning rate",
+    "lr_d": "D learning rate",
+    "latent_dim": "Latent size",
+    "loss": "Loss",
+    "seed": "Seed",
+    "width": "Width",
+    "ema_decay": "EMA decay",
+    "precision": "Precision",
+    "checkpoint_every": "Save every (epochs)",
+    "steps_per_epoch": "Batches per epoch",
+    "evaluate": "Score each epoch",
+}
+PRESET_NAMES = {
+    "cdcgan": "cdcgan: convolutional, conditional (you choose the digit)",
+    "dcgan": "dcgan: convolutional (Radford et al., 2015)",
+    "classic": "classic: fully connected (Goodfellow et al., 2014)",
+}
+QUICK_START = {"preset": "cdcgan", "epochs": 3}
+
+session = common.get_session()
+
+GAN_EXPLAINED = """
+A **generative adversarial network** is two networks trained against each other:
+
+* the **generator G** turns random noise **z** into an image, and never sees a real digit;
+* the **discriminator D** looks at an image and says how likely it is to be a real MNIST digit.
+
+Each step, D learns to tell the real digits from G's fakes, then G learns to fool the new D. Neither loss goes
+to zero: they push against each other, and a healthy run keeps them in rough balance while the samples improve.
+
+**How to read the charts.** *D loss* is how wrong the discriminator is; *G loss* is how wrong the generator is.
+Watch for one collapsing to zero while the other climbs: that player has won and learning stalls.
+*D(x)* is D's average belief that real digits are real, *D(G(z))* its belief that fakes are real;
+at a perfect balance both sit at 0.5. Faint lines are the raw values, solid lines are smoothed (like TensorBoard).
+
+**The sample grid** always draws the same 100 noise vectors, so changes you see are due to learning, not luck.
+It comes from an *EMA* copy of G (a running average of its weights), which gives steadier pictures.
+"""
+
+
+# --- commands (run as button callbacks, before the page is drawn) ----------------------------------------------
+
+
+def fill_defaults() -> None:
+    """Put the chosen preset's tuned settings into the form."""
+    preset = st.session_state["cfg_preset"]
+    config = Config.for_preset(preset)
+    for name in FIELDS:
+        st.session_state[f"cfg_{name}"] = getattr(config, name)
+    st.session_state["cfg_steps_per_epoch"] = 0
+    st.session_state["cfg_name"] = common.default_run_name(preset)
+
+
+def start_job(config: Config, name: str, error_key: str) -> None:
+    """Start a new run unless the name is bad or taken, or a job is already running; errors go to `error_key`."""
+    state = st.session_state
+    try:
+        started = session.start(config, name)
+    except (CheckpointError, RunError) as error:
+        state[error_key] = f"**Run name**: {error}"
+        return
+    if not started:
+        state[error_key] = "A job is already running on this server: there is one at a time. Stop it first."
+        return
+    state[error_key] = None
+    state["run"] = name  # the sidebar follows the new run
+    if "cfg_preset" in state:
+        state["cfg_name"] = common.default_run_name(state["cfg_preset"])
+
+
+def start_from_form() -> None:
+    state = st.session_state
+    values = {name: state[f"cfg_{name}"] for name in FIELDS}
+    values["steps_per_epoch"] = state["cfg_steps_per_epoch"] or None  # 0 means the whole training set
+    try:
+        config = Config.for_preset(state["cfg_preset"], **values)
+    except ConfigError as error:
+        state["form_error"] = f"**{FIELD_LABELS.get(error.field, error.field)}**: {error}"
+        return
+    start_job(config, str(state["cfg_name"]).strip(), "form_error")
+
+
+def start_quick() -> None:
+    preset = QUICK_START["preset"]
+    start_job(Config.for_preset(**QUICK_START), common.default_run_name(f"first-{preset}"), "quick_error")
+
+
+def continue_run(name: str) -> None:
+    epochs = st.session_state[f"continue_epochs_{name}"]
+    started = session.start(None, name, resume=True, epochs=epochs)
+    st.session_state["continue_error"] = None if started else "A job is already running on this server. Stop it first."
+
+
+# --- the live job ---------------------------------------------------------------------------------------------
+
+
+STATUS_BADGES = {
+    "starting": ("Starting", "blue"),
+    "running": ("Training", "green"),
+    "paused": ("Paused", "orange"),
+    "stopping": ("Stopping", "orange"),
+    "finished": ("Finished", "green"),
+    "stopped": ("Stopped", "gray"),
+    "failed": ("Failed", "red"),
+}
+
+
+def job_controls(snapshot: Snapshot) -> None:
+    status = snapshot.status
+    with st.container(horizontal=True):
+        label, color = STATUS_BADGES.get(status, (status, "gray"))
+        st.badge(label, color=color)
+        st.button("Pause", key="pause", icon=":material/pause:", disabled=status != "running", on_click=session.pause)
+        st.button(
+            "Resume", key="resume", icon=":material/play_arrow:", disabled=status != "paused", on_click=session.resume
+        )
+        st.button(
+            "Stop",
+            key="stop",
+            icon=":material/stop:",
+            disabled=status not in ("starting", "running", "paused"),
+            on_click=session.stop,
+        )
+
+
+def job_progress(snapshot: Snapshot) -> None:
+    config = snapshot.config
+    epochs = config.epochs if config else 0
+    current = min(snapshot.epoch + (1 if snapshot.active else 0), epochs) or 1
+    text = (
+        f"Epoch {current} of {epochs} · step {snapshot.step:,} of {snapshot.total_steps:,} · "
+        f"{snapshot.images_per_sec:,.0f} images/s · elapsed {common.format_duration(snapshot.seconds)}"
+    )
+    if snapshot.active:
+        text += f" · about {common.format_duration(snapshot.eta_seconds)} left"
+    st.progress(snapshot.progress, text=text)
+
+
+def enlarge(png: bytes, scale: int) -> bytes:
+    picture = Image.open(io.BytesIO(png))
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def job_charts(snapshot: Snapshot) -> None:
+    charts, samples = st.columns([3, 2], gap="large")
+    with samples:
+        if snapshot.grid_png:
+            rows = "row r shows digit r" if snapshot.config and snapshot.config.conditional else "same noise each time"
+            st.image(enlarge(snapshot.grid_png, 2), caption=f"{FIXED_SAMPLES} samples from fixed noise ({rows})")
+    with charts:
+        if not snapshot.history:
+            st.caption("The charts appear after the first steps.")
+            return
+        smoothing = st.slider(
+            "Smoothing",
+            0.0,
+            0.99,
+            0.6,
+            0.01,
+            key="smoothing",
+            width=320,
+            help="Exponential moving average of the curves, as in TensorBoard. 0 shows raw values.",
+        )
+        markers = common.epoch_markers(snapshot.epoch_records)
+        records = snapshot.history
+        st.plotly_chart(
+            common.metric_figure(records, ("loss_d", "loss_g"), "Losses", smoothing, markers), key="live_losses"
+        )
+        st.plotly_chart(
+            common.metric_figure(records, ("d_real", "d_fake"), "What D believes", smoothing, markers),
+            key="live_beliefs",
+        )
+        st.caption("Dotted lines mark the ends of epochs. D(x) high and D(G(z)) low means D is winning for now.")
+
+
+def job_panel(polling: bool) -> None:
+    snapshot = session.snapshot()
+    if polling and not snapshot.active:
+        st.rerun()  # the job just ended: redraw the whole page once, which also stops the polling
+    st.subheader(f"Run {snapshot.run_name}")
+    job_controls(snapshot)
+    if snapshot.error:
+        st.error(snapshot.error)
+    if snapshot.status == "starting":
+        st.info("Loading MNIST and building the two networks…")
+        return
+    job_progress(snapshot)
+    if snapshot.status == "finished":
+        st.success(f"Done: {len(snapshot.saved_epochs)} epochs saved. Explore them on the Timeline page.")
+        st.page_link("views/timeline.py", label="Open the timeline", icon=":material/timeline:")
+    job_charts(snapshot)
+
+
+# --- starting and continuing ----------------------------------------------------------------------------------
+
+
+def first_minute() -> None:
+    with st.container(border=True):
+        st.markdown("#### No runs yet. Train your first GAN")
+        st.markdown(
+            "One click trains a small conditional GAN for 3 epochs with tuned settings. Within about a minute "
+            "you will see the noise turn into digits, with the losses charted live."
+        )
+        st.button(
+            "Train a digit generator",
+            key="quick_start",
+            type="primary",
+            icon=":material/play_arrow:",
+            on_click=start_quick,
+        )
+        if st.session_state.get("quick_error"):
+            st.error(st.session_state["quick_error"])
+
+
+def settings_form(active: bool) -> None:
+    if "cfg_preset" not in st.session_state:
+        st.session_state["cfg_preset"] = "cdcgan"
+        fill_defaults()
+    st.selectbox(
+        "Preset",
+        PRESETS,
+        key="cfg_preset",
+        format_func=PRESET_NAMES.get,
+        on_change=fill_defaults,
+        help="Choosing a preset fills in its tuned settings.",
+    )
+    with st.form("settings", border=False):
+        st.text_input("Run name", key="cfg_name", help="Letters, digits, '-', '_' and '.'; the folder of the run.")
+        left, middle, right = st.columns(3)
+        left.number_input("Epochs", key="cfg_epochs", step=1, help="Passes over the 60,000 training digits.")
+        left.number_input("Batch size", key="cfg_batch_size", step=16)
+        middle.number_input("G learning rate", key="cfg_lr_g", step=1e-4, format="%.5f")
+        middle.number_input("D learning rate", key="cfg_lr_d", step=1e-4, format="%.5f")
+        right.number_input("Latent size", key="cfg_latent_dim", step=1, help="Length of the noise vector z.")
+        right.selectbox("Loss", LOSSES, key="cfg_loss", help="bce: the original GAN loss; hinge: as in SAGAN.")
+        with st.expander("Advanced"):
+            one, two, three = st.columns(3)
+            one.number_input("Seed", key="cfg_seed", step=1)
+            one.number_input("Width", key="cfg_width", step=1, help="Channels of the networks; they scale from it.")
+            two.number_input(
+                "EMA decay",
+                key="cfg_ema_decay",
+                step=0.001,
+                format="%.4f",
+                help="How slowly the averaged generator used for samples follows G.",
+            )
+            two.number_input("Batches per epoch", key="cfg_steps_per_epoch", step=1, help="0 = all of them.")
+            three.selectbox("Precision", PRECISIONS, key="cfg_precision")
+            three.number_input("Save every (epochs)", key="cfg_checkpoint_every", step=1)
+            st.checkbox("Score each epoch with the digit judge", key="cfg_evaluate")
+        st.form_submit_button(
+            "Start training",
+            key="start",
+            type="primary",
+            icon=":material/play_arrow:",
+            disabled=active,
+            on_click=start_from_form,
+        )
+    if st.session_state.get("form_error"):
+        st.error(st.session_state["form_error"])
+
+
+def continue_panel(info: RunInfo | None, active: bool) -> None:
+    """Train a stopped (or finished) run further, from its newest saved state."""
+    snapshot = session.snapshot()
+    if info is None or info.config is None or (active and snapshot.run_name == info.name):
+        return
+    just_stopped = snapshot.status in ("stopped", "failed") and snapshot.run_name == info.name
+    with st.expander(f"Continue run **{info.name}**", expanded=just_stopped):
+        last = info.epochs[-1] if info.epochs else 0
+        target = info.config.epochs if last < info.config.epochs else info.config.epochs + 5
+        st.caption(f"Saved epochs: {last} of {info.config.epochs}. Training continues from the newest saved state.")
+        st.number_input("Train until epoch", min_value=1, value=target, step=1, key=f"continue_epochs_{info.name}")
+        st.button(
+            "Continue this run",
+            key="continue",
+            icon=":material/resume:",
+            disabled=active,
+            on_click=continue_run,
+            args=(info.name,),
+        )
+        if st.session_state.get("continue_error"):
+            st.error(st.session_state["continue_error"])
+
+
+# --- the page -------------------------------------------------------------------------------------------------
+
+
+def page() -> None:
+    snapshot = session.snapshot()
+    selected = st.session_state.get("selected_run")
+    st.title("Train")
+    with st.expander(
+        "What is a GAN, and how do I read this page?", expanded=selected is None, icon=":material/school:"
+    ):
+        st.markdown(GAN_EXPLAINED)
+    if selected is None and not snapshot.active:
+        first_minute()
+    if snapshot.status != "idle":
+        st.fragment(job_panel, run_every=1.0 if snapshot.active else None)(snapshot.active)
+    with st.expander("Settings for a new run", expanded=selected is not None and not snapshot.active):
+        settings_form(snapshot.active)
+    continue_panel(selected, snapshot.active)
+
+
+page()
