@@ -17,11 +17,24 @@ from gan.config import LOSSES, PRECISIONS, PRESETS, Config, ConfigError
 from gan.data import DataError, to_unit_range
 from gan.images import grid_png
 from gan.latent import sample
+from gan.metrics import (
+    EVAL_SAMPLES,
+    JudgeError,
+    Scores,
+    judge_accuracy,
+    judge_is_cached,
+    judge_path,
+    load_judge,
+    reference_scores,
+    save_judge,
+    score_generator,
+    train_judge,
+)
 from gan.models import count_parameters
 from gan.session import RunError, prepare_trainer, train_run
 from gan.train import Control, StepMetrics, TrainingDiverged, configure_threads
 
-USER_ERRORS = (ConfigError, CheckpointError, DataError, RunError, TrainingDiverged, ValueError, OSError)
+USER_ERRORS = (ConfigError, CheckpointError, DataError, RunError, TrainingDiverged, JudgeError, ValueError, OSError)
 CONFIG_FLAGS = (
     "preset", "epochs", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "latent_dim", "width", "loss", "ema_decay",
     "seed", "device", "precision", "checkpoint_every", "steps_per_epoch",
@@ -79,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = commands.add_parser("runs", help="list runs with their epochs and last losses")
     runs.set_defaults(command=runs_command)
+
+    judge = commands.add_parser("judge", help="the digit classifier behind the quality scores")
+    judge.set_defaults(command=judge_command)
+    judge.add_argument("--train", action="store_true", help="train it afresh (about half a minute) and cache it")
+
+    evaluate = commands.add_parser("eval", help="quality scores of a run's epochs: FID, classifier score, classes")
+    evaluate.set_defaults(command=eval_command)
+    evaluate.add_argument("--run", required=True)
+    evaluate.add_argument("--epoch", type=int, help="default: every saved epoch")
     return parser
 
 
@@ -107,6 +129,9 @@ def train_command(args: argparse.Namespace) -> int:
         run = Run.at(args.run or f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
         trainer = prepare_trainer(run, config)
     config = trainer.config
+    if config.evaluate and not judge_is_cached():
+        print("first, the digit judge that scores each epoch is trained once (about half a minute) ...")
+        load_judge()
     print(
         f"run {run.name} ({run.path}): preset {config.preset}, G {count_parameters(trainer.G):,} parameters, "
         f"D {count_parameters(trainer.D):,} parameters, device {trainer.device} ({threads} CPU threads), "
@@ -189,6 +214,49 @@ def runs_command(args: argparse.Namespace) -> int:
         losses = f"{last['loss_d']:>7.3f} {last['loss_g']:>7.3f}" if last else f"{'-':>7} {'-':>7}"
         print(f"{info.name:<28} {preset:<8} {epochs:>6} {last.get('step', 0):>7} {losses}  {info.error or ''}")
     return 0
+
+
+def judge_command(args: argparse.Namespace) -> int:
+    path = judge_path()
+    if args.train or not judge_is_cached():
+        print(f"training the digit judge (MNIST classifier) into {path} ...")
+        started = time.perf_counter()
+        judge = train_judge()
+        accuracy = judge_accuracy(judge)
+        judge.metadata["accuracy"] = f"{accuracy:.4f}"
+        save_judge(judge, path)
+        print(f"trained in {time.perf_counter() - started:.1f} s: test accuracy {accuracy:.2%}")
+        return 0
+    judge = load_judge()
+    print(f"digit judge at {path}: test accuracy {float(judge.metadata.get('accuracy', 'nan')):.2%}")
+    return 0
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    run = Run.at(args.run, args.root)
+    config = run.config()
+    saved = {record["epoch"]: record.get("scores") for record in run.history() if record.get("kind") == "epoch"}
+    epochs = [args.epoch] if args.epoch is not None else run.epochs()
+    if not epochs:
+        raise CheckpointError(f"run {run.name!r} has no saved epochs yet")
+    judge = load_judge()
+    print(f"run {run.name} ({config.preset}); {EVAL_SAMPLES} samples per score, against the 10,000 test digits")
+    print(f"{'':<22} {'FID':>8} {'score':>6} {'classes':>7} {'confidence':>10} {'agreement':>9}  warnings")
+    for name, scores in reference_scores(judge, n=EVAL_SAMPLES).items():
+        print(_scores_row(f"({name})", scores))
+    for epoch in epochs:
+        scores = Scores.from_dict(saved[epoch]) if saved.get(epoch) else score_generator(load_generator(run, epoch)[0])
+        print(_scores_row(f"epoch {epoch}", scores))
+    return 0
+
+
+def _scores_row(label: str, scores: Scores) -> str:
+    agreement = "-" if scores.label_agreement is None else f"{scores.label_agreement:.1%}"
+    warnings = "; ".join(scores.warnings[:2]) + (" ..." if len(scores.warnings) > 2 else "")
+    return (
+        f"{label:<22} {scores.fid:>8.2f} {scores.classifier_score:>6.2f} {scores.classes_covered:>7} "
+        f"{scores.mean_confidence:>10.1%} {agreement:>9}  {warnings}"
+    )
 
 
 if __name__ == "__main__":

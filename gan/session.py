@@ -17,6 +17,7 @@ from gan.checkpoints import CheckpointError, Run
 from gan.config import Config
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.images import grid_png
+from gan.metrics import score_generator
 from gan.train import Control, StepMetrics, Trainer, TrainingDiverged
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
@@ -87,6 +88,8 @@ def train_run(
 
     def end_epoch(epoch: int) -> None:
         record = {"kind": "epoch", "epoch": epoch, "step": trainer.step, "seconds": trainer.seconds}
+        if trainer.config.evaluate:
+            record["scores"] = score_generator(trainer.G_ema).to_dict()
         pending.append(record)
         flush_history()
         config = trainer.config
