@@ -67,8 +67,12 @@ class ConvGenerator(nn.Module):
     def __init__(self, latent_dim: int, width: int, num_classes: int = 0):
         super().__init__()
         self.latent_dim, self.num_classes, self.width = latent_dim, num_classes, width
-        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
-        in_features = latent_dim * (2 if num_classes else 1)
+        # The digit enters as a learned code that starts one-hot: ten numbers beside the noise rather than a
+        # code as wide as it, which let G draw one fixed sample per digit and ignore the noise.
+        self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
+        if self.embed is not None:
+            nn.init.eye_(self.embed.weight)
+        in_features = latent_dim + num_classes
         self.project = nn.Linear(in_features, 4 * width * 7 * 7, bias=False)
         self.first = nn.Sequential(nn.BatchNorm2d(4 * width), nn.ReLU())
         self.rest = nn.Sequential(
@@ -86,7 +90,7 @@ class ConvGenerator(nn.Module):
             if y is None:
                 raise ValueError("this generator is conditional: give a digit label for every noise vector")
             label_embedding = self.embed(y)
-        return torch.cat([z, label_embedding], dim=1)  # (B, 2 * latent_dim)
+        return torch.cat([z, label_embedding], dim=1)  # (B, latent_dim + 10)
 
     def first_features(
         self, z: torch.Tensor, y: torch.Tensor | None = None, label_embedding: torch.Tensor | None = None
@@ -96,7 +100,7 @@ class ConvGenerator(nn.Module):
     def forward(
         self, z: torch.Tensor, y: torch.Tensor | None = None, label_embedding: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """`label_embedding` (B, latent_dim) replaces embed(y): a blend of two digits' embeddings morphs one
+        """`label_embedding` (B, 10) replaces embed(y): a blend of two digits' embeddings morphs one
         digit into another."""
         h = self.first_features(z, y, label_embedding).view(-1, 4 * self.width, 7, 7)
         return self.rest(self.first(h))  # (B, 1, 28, 28)
@@ -116,14 +120,17 @@ class ConvDiscriminator(nn.Module):
             nn.LeakyReLU(0.2),
             nn.Flatten(),
         )
-        self.head = nn.Linear(features, 1)
+        self.head = nn.Linear(features + 1, 1)
         self.embed = nn.Embedding(num_classes, features) if num_classes else None
         if self.embed is not None:
             nn.init.zeros_(self.embed.weight)  # start unconditional; a N(0, 1) start makes logits of ~100
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.body(x)  # (B, 4w * 49)
-        logit = self.head(h).squeeze(1)
+        # Minibatch standard deviation (Karras et al., 2018): real and fake batches go through D separately, so
+        # a batch of near-identical fakes is told apart by its low spread, and G is pushed to vary its samples.
+        spread = h.std(dim=0, unbiased=False).mean().expand(len(h), 1)  # (B, 1)
+        logit = self.head(torch.cat([h, spread], dim=1)).squeeze(1)
         if self.embed is not None:
             if y is None:
                 raise ValueError("this discriminator is conditional: give the digit label of every image")
