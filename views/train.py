@@ -51,9 +51,9 @@ PRESET_NAMES = {
     "dcgan": "dcgan: convolutional (Radford et al., 2015)",
     "classic": "classic: fully connected (Goodfellow et al., 2014)",
 }
-# Short epochs (25,600 images, about 20 s on a laptop CPU) so that the timeline fills while a newcomer watches;
+# Short epochs (12,800 images, about 12 s on a laptop CPU) so that the timeline fills while a newcomer watches;
 # scoring only when the digit judge is already built, so that nothing delays the first digits.
-QUICK_START = {"preset": "cdcgan", "epochs": 6, "steps_per_epoch": 200}
+QUICK_START = {"preset": "cdcgan", "epochs": 10, "steps_per_epoch": 200}
 
 session = common.get_session()
 
@@ -240,7 +240,7 @@ def first_minute() -> None:
     with st.container(border=True):
         st.markdown("#### No runs yet. Train your first GAN")
         st.markdown(
-            "One click trains a small conditional GAN for six short epochs with tuned settings. Within about a minute "
+            "One click trains a small conditional GAN for ten short epochs with tuned settings. Within about a minute "
             "you will see the noise turn into digits, with the losses charted live."
         )
         st.button(
