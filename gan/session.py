@@ -196,13 +196,13 @@ class TrainingSession:
         """Start a job unless one is active; returns whether this call started it. Raises CheckpointError on a
         bad run name and RunError on a taken one (or a missing one to resume), before any thread starts."""
         run = Run.at(run_name, self.root)
-        if not resume and (run.exists() or run.epochs()):
-            raise RunError(f"a run named {run.name!r} already exists: choose another name, or resume it")
-        if resume and not run.exists():
-            raise RunError(f"there is no run {run.name!r} to resume")
         with self._lock:
             if self._snapshot.active:
                 return False
+            if not resume and (run.exists() or run.epochs()):
+                raise RunError(f"a run named {run.name!r} already exists: choose another name, or resume it")
+            if resume and not run.exists():
+                raise RunError(f"there is no run {run.name!r} to resume")
             self._control = Control()
             self._snapshot = Snapshot(status="starting", run_name=run.name, config=config)
             self._thread = threading.Thread(

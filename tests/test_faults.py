@@ -81,7 +81,7 @@ def steps_logged(run: Run) -> list[int]:
 
 # --- 1. SIGKILL at any moment ----------------------------------------------------------------------------------
 
-KILL_EPOCHS, KILL_STEPS = 16, 2  # two steps an epoch: an epoch file, its grid and the history are written constantly
+KILL_EPOCHS, KILL_STEPS = 120, 2  # two steps an epoch: files are written constantly; enough epochs to outlast a kill
 KILL_FLAGS = [*TINY, "--steps-per-epoch", str(KILL_STEPS), "--epochs", str(KILL_EPOCHS)]
 # `python -m gan` that SIGKILLs itself at its n-th fsync: inside a write, after the data, before the rename.
 KILLED_AT_FSYNC = """
