@@ -24,7 +24,7 @@ from latency import BROWSER_ARGS, CHROMIUM, start_server, stop_server, wait_for_
 
 from gan.config import Config  # noqa: E402
 from gan.metrics import judge_is_cached  # noqa: E402
-from views.train import QUICK_START  # noqa: E402
+from views.common import QUICK_START  # noqa: E402
 
 
 def images_per_second(run: Path, epochs: int, batch_size: int, steps: int) -> float:

@@ -31,6 +31,9 @@ LABELS = {
     "d_fake": "D(G(z)): fake judged real",
 }
 CHART_POINTS = 3000  # thin long histories before plotting; the browser need not draw 50,000 points
+# Short epochs (12,800 images, about 12 s on a laptop CPU) so that the timeline fills while a newcomer watches;
+# scoring only when the digit judge is already built, so that nothing delays the first digits.
+QUICK_START = {"preset": "cdcgan", "epochs": 10, "steps_per_epoch": 200}
 
 
 # --- the process-wide job and the run picker ------------------------------------------------------------------

@@ -51,9 +51,6 @@ PRESET_NAMES = {
     "dcgan": "dcgan: convolutional (Radford et al., 2015)",
     "classic": "classic: fully connected (Goodfellow et al., 2014)",
 }
-# Short epochs (12,800 images, about 12 s on a laptop CPU) so that the timeline fills while a newcomer watches;
-# scoring only when the digit judge is already built, so that nothing delays the first digits.
-QUICK_START = {"preset": "cdcgan", "epochs": 10, "steps_per_epoch": 200}
 
 session = common.get_session()
 
@@ -119,8 +116,8 @@ def start_from_form() -> None:
 
 
 def start_quick() -> None:
-    preset = QUICK_START["preset"]
-    config = Config.for_preset(**QUICK_START, evaluate=judge_is_cached())
+    preset = common.QUICK_START["preset"]
+    config = Config.for_preset(**common.QUICK_START, evaluate=judge_is_cached())
     start_job(config, common.default_run_name(f"first-{preset}"), "quick_error")
 
 
