@@ -28,14 +28,21 @@ class RunError(ValueError):
     """A run cannot be started or resumed as asked (name taken, nothing to resume, ...)."""
 
 
+def check_startable(run: Run, resume: bool) -> None:
+    """Refuse to start a new run over an existing one, or to resume one that is not there."""
+    if resume and not run.exists():
+        raise RunError(f"there is no run {run.name!r} to resume")
+    if not resume and (run.exists() or run.epochs()):
+        raise RunError(f"a run named {run.name!r} already exists: choose another name, or resume it")
+
+
 def prepare_trainer(run: Run, config: Config | None = None, resume: bool = False, epochs: int | None = None) -> Trainer:
     """A trainer for a new run (config required) or for the newest saved state of an existing run.
 
     Resuming may raise the epoch count (`epochs`) to train a finished run further.
     """
+    check_startable(run, resume)
     if resume:
-        if not run.exists():
-            raise RunError(f"there is no run {run.name!r} to resume")
         saved = run.config()
         config = saved if epochs is None else saved.replace(epochs=epochs)
         run.remove_partial_writes()
@@ -52,8 +59,6 @@ def prepare_trainer(run: Run, config: Config | None = None, resume: bool = False
         return trainer
     if config is None:
         raise RunError("a new run needs a config")
-    if run.exists() or run.epochs():
-        raise RunError(f"a run named {run.name!r} already exists: choose another name, or resume it")
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config)
     return Trainer(config, load_mnist(DEFAULT_DATA_DIR))
@@ -199,10 +204,7 @@ class TrainingSession:
         with self._lock:
             if self._snapshot.active:
                 return False
-            if not resume and (run.exists() or run.epochs()):
-                raise RunError(f"a run named {run.name!r} already exists: choose another name, or resume it")
-            if resume and not run.exists():
-                raise RunError(f"there is no run {run.name!r} to resume")
+            check_startable(run, resume)
             self._control = Control()
             self._snapshot = Snapshot(status="starting", run_name=run.name, config=config)
             self._thread = threading.Thread(
