@@ -148,7 +148,7 @@ class Snapshot:
     seconds: float = 0.0
     history: tuple[dict[str, Any], ...] = ()  # step records, thinned evenly to at most HISTORY_POINTS
     epoch_records: tuple[dict[str, Any], ...] = ()
-    grid_png: bytes | None = None  # the fixed noise drawn by the EMA generator, refreshed about once a second
+    grid_png: bytes | None = None  # the fixed noise drawn by the EMA generator, refreshed while someone watches
     saved_epochs: tuple[int, ...] = ()
     error: str | None = None
     started: float = field(default_factory=time.time)
@@ -184,17 +184,22 @@ class ThinnedHistory:
 
 
 class TrainingSession:
-    """One background training job per process. Commands are safe from any thread, and idempotent."""
+    """One background training job per process. Commands are safe from any thread, and idempotent.
 
-    def __init__(self, root: str | None = None, grid_interval: float = 1.0, publish_interval: float = 0.25):
+    The sample grid costs the training thread about 20 ms, so between epochs it is redrawn at most every
+    `grid_interval` seconds, and only if a snapshot was read since the last one: nobody watching, no cost."""
+
+    def __init__(self, root: str | None = None, grid_interval: float = 2.0, publish_interval: float = 0.25):
         self.root = root
         self.grid_interval, self.publish_interval = grid_interval, publish_interval
         self._lock = threading.RLock()  # re-entrant: commands publish while holding it
         self._control = Control()
         self._thread: threading.Thread | None = None
         self._snapshot = Snapshot()
+        self._last_read = 0.0  # time.monotonic() of the latest snapshot() call
 
     def snapshot(self) -> Snapshot:
+        self._last_read = time.monotonic()
         return self._snapshot  # replaced atomically, never mutated
 
     def start(self, config: Config | None, run_name: str, resume: bool = False, epochs: int | None = None) -> bool:
@@ -254,7 +259,7 @@ class TrainingSession:
                 history.add(record)
             elif record.get("kind") == "epoch":
                 epoch_records.append(record)
-        last = {"publish": 0.0, "grid": 0.0}
+        last = {"publish": 0.0, "grid": time.monotonic()}  # the first grid is drawn just below
         self._publish(
             status="paused" if control.paused else "running",
             config=trainer.config,
@@ -272,7 +277,7 @@ class TrainingSession:
             history.add(asdict(metrics))
             now = time.monotonic()
             changes: dict[str, Any] = {}
-            if now - last["grid"] >= self.grid_interval:
+            if now - last["grid"] >= self.grid_interval and self._last_read >= last["grid"]:
                 last["grid"] = now
                 changes["grid_png"] = grid_png(trainer.sample_fixed())
             if changes or now - last["publish"] >= self.publish_interval:

@@ -188,19 +188,21 @@ def metric_figure(
     markers: Sequence[Marker] = (),
     highlight: Marker | None = None,
     height: int = 260,
+    points: int = CHART_POINTS,
 ) -> go.Figure:
-    """Raw values (faint) and their smoothed curve (solid) against the step, with optional epoch lines.
+    """Raw values (faint) and their smoothed curve (solid) against the step, with optional epoch lines; each curve
+    thinned to about `points` points after smoothing.
 
     Built in one go from plain dicts: adding shapes one by one (add_vline) costs plotly ~10 ms each, which a
-    once-a-second live chart cannot afford."""
-    steps = thin([record["step"] for record in records])
+    live chart cannot afford."""
+    steps = thin([record["step"] for record in records], points)
     traces = []
     for name in names:
         raw = [record[name] for record in records]
         line = {"color": COLORS[name]}
-        traces.append({"type": "scatter", "x": steps, "y": thin(raw), "mode": "lines", "opacity": 0.25,
+        traces.append({"type": "scatter", "x": steps, "y": thin(raw, points), "mode": "lines", "opacity": 0.25,
                        "line": {**line, "width": 1}, "hoverinfo": "skip", "showlegend": False})  # fmt: skip
-        traces.append({"type": "scatter", "x": steps, "y": thin(smooth(raw, smoothing)), "mode": "lines",
+        traces.append({"type": "scatter", "x": steps, "y": thin(smooth(raw, smoothing), points), "mode": "lines",
                        "name": LABELS[name], "line": {**line, "width": 2}})  # fmt: skip
     shapes = [vertical_line(marker.step, 1, "dot", "rgba(128,128,128,0.5)") for marker in markers]
     annotations = []

@@ -8,6 +8,7 @@ import io
 
 import streamlit as st
 from PIL import Image
+from streamlit.delta_generator import DeltaGenerator
 
 from gan.checkpoints import CheckpointError, RunInfo
 from gan.config import LOSSES, PRECISIONS, PRESETS, Config, ConfigError
@@ -53,6 +54,14 @@ PRESET_NAMES = {
 }
 
 session = common.get_session()
+# While a job runs, two fragments poll. Every redraw costs the browser CPU that a laptop takes from training: about
+# 0.05 s for the progress line and the grid, 0.3 s for the two plotly charts. So the charts redraw least often.
+# The figures are in bench/README.md (live view cost).
+STATUS_EVERY = 2.0  # seconds: the progress line and the sample grid (the job draws a fresh grid at this pace)
+CHARTS_EVERY = 10.0  # the loss charts
+LIVE_CHART_POINTS = 500
+# st.progress animates each change of its value; redrawn every second that animation is most of the page's cost
+STILL_PROGRESS_BAR = "<style>[data-testid='stProgress'] * { transition: none !important; }</style>"
 
 GAN_EXPLAINED = """
 A **generative adversarial network** is two networks trained against each other:
@@ -180,54 +189,72 @@ def enlarge(png: bytes, scale: int) -> bytes:
     return buffer.getvalue()
 
 
-def job_charts(snapshot: Snapshot) -> None:
-    charts, samples = st.columns([3, 2], gap="large")
-    with samples:
-        if snapshot.grid_png:
-            rows = "row r shows digit r" if snapshot.config and snapshot.config.conditional else "same noise each time"
-            st.image(enlarge(snapshot.grid_png, 2), caption=f"{FIXED_SAMPLES} samples from fixed noise ({rows})")
-    with charts:
-        if not snapshot.history:
-            st.caption("The charts appear after the first steps.")
-            return
-        smoothing = st.slider(
-            "Smoothing",
-            0.0,
-            0.99,
-            0.6,
-            0.01,
-            key="smoothing",
-            width=320,
-            help="Exponential moving average of the curves, as in TensorBoard. 0 shows raw values.",
-        )
-        markers = common.epoch_markers(snapshot.epoch_records)
-        records = snapshot.history
-        st.plotly_chart(
-            common.metric_figure(records, ("loss_d", "loss_g"), "Losses", smoothing, markers), key="live_losses"
-        )
-        st.plotly_chart(
-            common.metric_figure(records, ("d_real", "d_fake"), "What D believes", smoothing, markers),
-            key="live_beliefs",
-        )
-        st.caption("Dotted lines mark the ends of epochs. D(x) high and D(G(z)) low means D is winning for now.")
-
-
-def job_panel(polling: bool) -> None:
-    snapshot = session.snapshot()
-    if polling and not snapshot.active:
-        st.rerun()  # the job just ended: redraw the whole page once, which also stops the polling
+def job_header(snapshot: Snapshot) -> None:
     st.subheader(f"Run {snapshot.run_name}")
     job_controls(snapshot)
     if snapshot.error:
         st.error(snapshot.error)
+
+
+def job_status(drawn: str, polling: bool, progress_box: DeltaGenerator, samples_box: DeltaGenerator) -> None:
+    """The progress line and the sample grid. When the job's status is no longer the one the page was drawn for
+    (it started training, paused, resumed or ended, from any tab), the whole page is redrawn, buttons included."""
+    snapshot = session.snapshot()
+    if polling and snapshot.status != drawn:
+        st.rerun()
+    with progress_box:
+        if snapshot.status == "starting":
+            st.info("Loading MNIST and building the two networks…")
+            return
+        job_progress(snapshot)
+        if snapshot.status == "finished":
+            st.success(f"Done: {len(snapshot.saved_epochs)} epochs saved. Explore them on the Timeline page.")
+            st.page_link("views/timeline.py", label="Open the timeline", icon=":material/timeline:")
+    if snapshot.grid_png:
+        rows = "row r shows digit r" if snapshot.config and snapshot.config.conditional else "same noise each time"
+        samples_box.image(enlarge(snapshot.grid_png, 2), caption=f"{FIXED_SAMPLES} samples from fixed noise ({rows})")
+
+
+def job_charts() -> None:
+    snapshot = session.snapshot()
     if snapshot.status == "starting":
-        st.info("Loading MNIST and building the two networks…")
         return
-    job_progress(snapshot)
-    if snapshot.status == "finished":
-        st.success(f"Done: {len(snapshot.saved_epochs)} epochs saved. Explore them on the Timeline page.")
-        st.page_link("views/timeline.py", label="Open the timeline", icon=":material/timeline:")
-    job_charts(snapshot)
+    if not snapshot.history:
+        st.caption("The charts appear after the first steps.")
+        return
+    smoothing = st.slider(
+        "Smoothing",
+        0.0,
+        0.99,
+        0.6,
+        0.01,
+        key="smoothing",
+        width=320,
+        help="Exponential moving average of the curves, as in TensorBoard. 0 shows raw values.",
+    )
+    markers = common.epoch_markers(snapshot.epoch_records)
+    records = snapshot.history
+    for names, title, key in ((("loss_d", "loss_g"), "Losses", "live_losses"),
+                              (("d_real", "d_fake"), "What D believes", "live_beliefs")):  # fmt: skip
+        figure = common.metric_figure(records, names, title, smoothing, markers, points=LIVE_CHART_POINTS)
+        st.plotly_chart(figure, key=key)
+    caption = "Dotted lines mark the ends of epochs. D(x) high and D(G(z)) low means D is winning for now."
+    if snapshot.active:
+        caption += f" While training, charts refresh every {CHARTS_EVERY:.0f} s and samples every {STATUS_EVERY:.0f} s."
+    st.caption(caption)
+
+
+def job_panel(snapshot: Snapshot) -> None:
+    """The job's header and buttons (drawn with the page), its progress and samples (redrawn every STATUS_EVERY
+    seconds while it is active) and its charts (every CHARTS_EVERY seconds)."""
+    live = snapshot.active
+    st.html(STILL_PROGRESS_BAR)
+    job_header(snapshot)
+    progress_box = st.container()
+    charts, samples = st.columns([3, 2], gap="large")
+    st.fragment(job_status, run_every=STATUS_EVERY if live else None)(snapshot.status, live, progress_box, samples)
+    with charts:
+        st.fragment(job_charts, run_every=CHARTS_EVERY if live else None)()
 
 
 # --- starting and continuing ----------------------------------------------------------------------------------
@@ -336,7 +363,7 @@ def page() -> None:
     if selected is None and not snapshot.active:
         first_minute()
     if snapshot.status != "idle":
-        st.fragment(job_panel, run_every=1.0 if snapshot.active else None)(snapshot.active)
+        job_panel(snapshot)
     with st.expander("Settings for a new run", expanded=selected is not None and not snapshot.active):
         settings_form(snapshot.active)
     continue_panel(selected, snapshot.active)
