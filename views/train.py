@@ -1,7 +1,7 @@
 """Train page: the settings of a new run, the controls of the running job, and its live charts and samples.
 
 The job belongs to the process-wide TrainingSession; this page only sends it commands and draws its snapshots.
-While a job is active a fragment redraws the live panel once a second; when idle nothing polls.
+While a job is active two fragments redraw the live panel, each at its own pace; when idle nothing polls.
 """
 
 import io
@@ -60,7 +60,7 @@ session = common.get_session()
 STATUS_EVERY = 2.0  # seconds: the progress line and the sample grid (the job draws a fresh grid at this pace)
 CHARTS_EVERY = 10.0  # the loss charts
 LIVE_CHART_POINTS = 500
-# st.progress animates each change of its value; redrawn every second that animation is most of the page's cost
+# st.progress animates each change of its value: on a polling page that animation cost more than the rest of a redraw
 STILL_PROGRESS_BAR = "<style>[data-testid='stProgress'] * { transition: none !important; }</style>"
 
 GAN_EXPLAINED = """
