@@ -196,11 +196,11 @@ def job_header(snapshot: Snapshot) -> None:
         st.error(snapshot.error)
 
 
-def job_status(drawn: str, polling: bool, progress_box: DeltaGenerator, samples_box: DeltaGenerator) -> None:
+def job_status(drawn: str, progress_box: DeltaGenerator, samples_box: DeltaGenerator) -> None:
     """The progress line and the sample grid. When the job's status is no longer the one the page was drawn for
     (it started training, paused, resumed or ended, from any tab), the whole page is redrawn, buttons included."""
     snapshot = session.snapshot()
-    if polling and snapshot.status != drawn:
+    if snapshot.status != drawn:
         st.rerun()
     with progress_box:
         if snapshot.status == "starting":
@@ -252,7 +252,7 @@ def job_panel(snapshot: Snapshot) -> None:
     job_header(snapshot)
     progress_box = st.container()
     charts, samples = st.columns([3, 2], gap="large")
-    st.fragment(job_status, run_every=STATUS_EVERY if live else None)(snapshot.status, live, progress_box, samples)
+    st.fragment(job_status, run_every=STATUS_EVERY if live else None)(snapshot.status, progress_box, samples)
     with charts:
         st.fragment(job_charts, run_every=CHARTS_EVERY if live else None)()
 
