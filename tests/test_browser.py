@@ -1,5 +1,5 @@
 """End to end in a real browser: `streamlit run app.py`, a tiny run started from the page, the live chart, the
-timeline slider, the latent page. Screenshots go to the test's tmp folder and to /tmp/gan-screens/."""
+timeline slider, the latent page. Screenshots go to the test's tmp folder (and to $GAN_STUDIO_SCREENS if set)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-SHARED_SCREENS = Path("/tmp/gan-screens")
+SHARED_SCREENS = Path(os.environ["GAN_STUDIO_SCREENS"]) if os.environ.get("GAN_STUDIO_SCREENS") else None
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # a second or so an epoch on two idle cores (more when the CPU is shared): often still running at the first look
 RUN_SETTINGS = {"Run name": "browser", "Epochs": "3", "Batch size": "32", "Latent size": "8"}
@@ -72,7 +72,8 @@ def server(tmp_path):
 class Screens:
     def __init__(self, page, folder: Path):
         self.page, self.folder = page, folder
-        SHARED_SCREENS.mkdir(exist_ok=True)
+        if SHARED_SCREENS:
+            SHARED_SCREENS.mkdir(parents=True, exist_ok=True)
 
     def take(self, name: str) -> None:
         """The whole page: Streamlit scrolls inside its own container, so the window is stretched to fit it."""
@@ -83,7 +84,8 @@ class Screens:
         self.page.wait_for_timeout(1000)  # let charts and images redraw at the new size
         self.page.screenshot(path=path)
         self.page.set_viewport_size(size)
-        shutil.copy(path, SHARED_SCREENS / path.name)
+        if SHARED_SCREENS:
+            shutil.copy(path, SHARED_SCREENS / path.name)
 
 
 def fill(page, label: str, value: str) -> None:
