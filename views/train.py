@@ -54,11 +54,12 @@ PRESET_NAMES = {
 }
 
 session = common.get_session()
-# While a job runs, two fragments poll. Every redraw costs the browser CPU that a laptop takes from training: about
-# 0.05 s for the progress line and the grid, 0.3 s for the two plotly charts. So the charts redraw least often.
-# The figures are in bench/README.md (live view cost).
-STATUS_EVERY = 2.0  # seconds: the progress line and the sample grid (the job draws a fresh grid at this pace)
-CHARTS_EVERY = 10.0  # the loss charts
+# While a job runs, two fragments poll. Every redraw costs CPU that a laptop takes from training: in the browser about
+# 0.08 s for the progress line and the grid (half of it React re-rendering the whole page) and 0.3 s for the two
+# plotly charts; in the server about 0.035 s, the fresh grid included. So the charts redraw least often. The figures
+# are in bench/README.md (live view cost).
+STATUS_EVERY = 3.0  # seconds: the progress line and the sample grid (the job draws a fresh grid at most this often)
+CHARTS_EVERY = 15.0  # the loss charts
 LIVE_CHART_POINTS = 500
 # st.progress animates each change of its value: on a polling page that animation cost more than the rest of a redraw
 STILL_PROGRESS_BAR = "<style>[data-testid='stProgress'] * { transition: none !important; }</style>"
