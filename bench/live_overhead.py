@@ -7,7 +7,7 @@ and is frozen (SIGSTOP: no timers, no reruns, as if the tab were closed) in the 
 CLI and app runs alternate. An epoch's clock is the modification times of its saved file and the one before, so
 start-up is left out and the end-of-epoch scoring is in every epoch alike.
 
-This machine's speed drifts by up to a quarter over tens of seconds (other tenants of its host), far more than the
+This machine's speed drifts by up to a quarter over tens of seconds (with no steal time counted), far more than the
 cost being measured. So the main figure compares each watched epoch with the unwatched epochs on either side of it,
 in the same job, seconds apart; the comparison with the CLI (separate processes, minutes apart) is printed too.
 """
@@ -41,7 +41,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 @dataclass
 class Epoch:
-    number: int
     images_per_sec: float
     watched: bool = False
     browser_cores: float = 0.0  # CPU seconds of all browser processes per wall second during the epoch
@@ -133,7 +132,7 @@ def from_app(epochs: int, watch_first: bool) -> list[Epoch]:
                 started, browser_start = time.monotonic(), browser_cpu_seconds()
                 wait_for_file(epoch_file(run, epoch), 600)
                 browser_cores = (browser_cpu_seconds() - browser_start) / (time.monotonic() - started)
-                timed.append(Epoch(epoch, epoch_rate(run, epoch), watched, browser_cores))
+                timed.append(Epoch(epoch_rate(run, epoch), watched, browser_cores))
         finally:
             freeze_browser(False)
             browser.close()
@@ -150,7 +149,7 @@ def from_cli(epochs: int) -> list[Epoch]:
             command.append("--no-eval")
         subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
         run = Path(checkpoints) / "cli"
-        return [Epoch(epoch, epoch_rate(run, epoch)) for epoch in range(2, epochs + 1)]
+        return [Epoch(epoch_rate(run, epoch)) for epoch in range(2, epochs + 1)]
 
 
 def watching_costs(job: list[Epoch]) -> list[float]:
