@@ -111,16 +111,18 @@ def epoch_rate(run: Path, epoch: int) -> float:
     return IMAGES_PER_EPOCH / (epoch_file(run, epoch).stat().st_mtime - epoch_file(run, epoch - 1).stat().st_mtime)
 
 
-def from_app(epochs: int, watch_first: bool) -> list[Epoch]:
+def from_app(epochs: int, watch_first: bool) -> tuple[list[Epoch], int]:
+    """The job's timed epochs, and how many websockets the page opened (1 unless freezing made it reconnect)."""
     from playwright.sync_api import sync_playwright
 
-    timed = []
+    timed, sockets = [], []
     with tempfile.TemporaryDirectory() as checkpoints, sync_playwright() as playwright:
         server, url = start_server(checkpoints)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             wait_for_health(url)
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.on("websocket", sockets.append)
             page.goto(url)
             page.get_by_role("button", name="Train a digit generator").click(timeout=60_000)
             page.get_by_text("Epoch 1 of").first.wait_for(timeout=60_000)  # the live panel is polling
@@ -133,11 +135,13 @@ def from_app(epochs: int, watch_first: bool) -> list[Epoch]:
                 wait_for_file(epoch_file(run, epoch), 600)
                 browser_cores = (browser_cpu_seconds() - browser_start) / (time.monotonic() - started)
                 timed.append(Epoch(epoch_rate(run, epoch), watched, browser_cores))
+            freeze_browser(False)
+            page.wait_for_timeout(500)  # lets Playwright deliver the page's events
         finally:
             freeze_browser(False)
             browser.close()
             stop_server(server)
-    return timed
+    return timed, len(sockets)
 
 
 def from_cli(epochs: int) -> list[Epoch]:
@@ -171,7 +175,7 @@ def quartiles(values: list[float]) -> str:
     return f", middle half {low:.1%} to {high:.1%}"
 
 
-def report(cli: list[Epoch], app: list[Epoch], costs: list[float]) -> None:
+def report(cli: list[Epoch], app: list[Epoch], costs: list[float], sockets: list[int]) -> None:
     watched = [epoch for epoch in app if epoch.watched]
     unwatched = [epoch for epoch in app if not epoch.watched]
     rates = {
@@ -196,6 +200,7 @@ def report(cli: list[Epoch], app: list[Epoch], costs: list[float]) -> None:
         f"browser CPU: {statistics.median(epoch.browser_cores for epoch in watched):.3f} cores while watched, "
         f"{statistics.median(epoch.browser_cores for epoch in unwatched):.3f} while frozen"
     )
+    print(f"websockets the page opened in each app run (1 = never reconnected): {sockets}")
 
 
 def main() -> None:
@@ -207,15 +212,16 @@ def main() -> None:
         parser.error(f"--epochs must be from 3 to {QUICK_START['epochs']}")
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    cli, app, costs = [], [], []
+    cli, app, costs, sockets = [], [], [], []
     for repeat in range(args.repeats):
         cli += from_cli(args.epochs)
-        job = from_app(args.epochs, watch_first=repeat % 2 == 0)
+        job, opened = from_app(args.epochs, watch_first=repeat % 2 == 0)
         app += job
+        sockets.append(opened)
         costs += watching_costs(job)
         print(f"repeat {repeat + 1} of {args.repeats} done", file=sys.stderr, flush=True)
     print(f"{os.cpu_count()} CPUs; quick-start run, epochs 2 to {args.epochs}; {args.repeats} runs each, alternating")
-    report(cli, app, costs)
+    report(cli, app, costs, sockets)
 
 
 if __name__ == "__main__":

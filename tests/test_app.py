@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from gan.checkpoints import Run
+from gan.config import Config
 from gan.session import prepare_trainer, train_run
 from tests.conftest import tiny_config
 from views import common
@@ -34,9 +35,14 @@ def fresh_app(root):
     stop_and_forget()
 
 
-def open_app() -> AppTest:
+def open_app(settings: bool = True) -> AppTest:
+    """The app's first page, with its settings expander opened (as a click would: its form is drawn only while open)."""
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception
+    if settings:
+        at.session_state["settings_open"] = True
+        at.run()
+        assert not at.exception
     return at
 
 
@@ -96,6 +102,19 @@ def test_without_runs_the_app_says_how_to_start(root):
         at.switch_page(page).run()
         assert not at.exception
         assert "No runs yet" in texts(at)
+
+
+def test_the_settings_form_opens_with_its_expander_and_starts_from_a_presets_defaults(root):
+    at = open_app(settings=False)
+    essay = "two networks trained against each other"
+    assert essay in texts(at) and not at.number_input  # a first visit: the explainer open, the settings closed
+    at.session_state["explainer_open"] = False
+    at.session_state["settings_open"] = True
+    at.run()
+    assert essay not in texts(at)
+    assert at.selectbox(key="cfg_preset").value == "cdcgan"
+    assert at.number_input(key="cfg_batch_size").value == Config.for_preset("cdcgan").batch_size
+    assert not at.button(key="start").disabled
 
 
 @pytest.mark.parametrize(

@@ -58,8 +58,8 @@ session = common.get_session()
 # 0.08 s for the progress line and the grid (half of it React re-rendering the whole page) and 0.3 s for the two
 # plotly charts; in the server about 0.035 s, the fresh grid included. So the charts redraw least often. The figures
 # are in bench/README.md (live view cost).
-STATUS_EVERY = 3.0  # seconds: the progress line and the sample grid (the job draws a fresh grid at most this often)
-CHARTS_EVERY = 15.0  # the loss charts
+STATUS_EVERY = 5.0  # seconds: the progress line and the sample grid (the job draws a fresh grid at most this often)
+CHARTS_EVERY = 20.0  # the loss charts
 LIVE_CHART_POINTS = 500
 # st.progress animates each change of its value: on a polling page that animation cost more than the rest of a redraw
 STILL_PROGRESS_BAR = "<style>[data-testid='stProgress'] * { transition: none !important; }</style>"
@@ -357,16 +357,30 @@ def page() -> None:
     snapshot = session.snapshot()
     selected = st.session_state.get("selected_run")
     st.title("Train")
-    with st.expander(
-        "What is a GAN, and how do I read this page?", expanded=selected is None, icon=":material/school:"
-    ):
-        st.markdown(GAN_EXPLAINED)
+    # Expanders that only hold their content while open: the live panel's every redraw re-renders the whole page in
+    # the browser, so a closed expander should not carry a form or an essay.
+    explainer = st.expander(
+        "What is a GAN, and how do I read this page?",
+        expanded=selected is None,
+        icon=":material/school:",
+        key="explainer_open",
+        on_change="rerun",
+    )
+    if explainer.open:
+        explainer.markdown(GAN_EXPLAINED)
     if selected is None and not snapshot.active:
         first_minute()
     if snapshot.status != "idle":
         job_panel(snapshot)
-    with st.expander("Settings for a new run", expanded=selected is not None and not snapshot.active):
-        settings_form(snapshot.active)
+    settings = st.expander(
+        "Settings for a new run",
+        expanded=selected is not None and not snapshot.active,
+        key="settings_open",
+        on_change="rerun",
+    )
+    if settings.open:
+        with settings:
+            settings_form(snapshot.active)
     continue_panel(selected, snapshot.active)
 
 
