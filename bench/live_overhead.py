@@ -1,6 +1,6 @@
 """What the live view costs training: images/s of each epoch of the app's quick-start run, trained (1) by the CLI
-with no one watching and (2) from the app, with the Train page open in a browser, which polls in every other epoch
-and is frozen (SIGSTOP: no timers, no reruns, as if the tab were closed) in the epochs between.
+with no one watching and (2) from the app, with the Train page open in a browser all along and its Live view switched
+on in every other epoch and off in the epochs between (off: no polling, no redraws; the browser stays open and idle).
 
     python bench/live_overhead.py [--repeats 3] [--epochs 10]
 
@@ -8,15 +8,15 @@ CLI and app runs alternate. An epoch's clock is the modification times of its sa
 start-up is left out and the end-of-epoch scoring is in every epoch alike.
 
 This machine's speed drifts by up to a quarter over tens of seconds (with no steal time counted), far more than the
-cost being measured. So the main figure compares each watched epoch with the unwatched epochs on either side of it,
-in the same job, seconds apart; the comparison with the CLI (separate processes, minutes apart) is printed too.
+cost being measured. So the main figure compares each epoch with the live view on against the epochs on either side
+of it with the live view off, in the same job, seconds apart; the comparison with the CLI (separate processes,
+minutes apart) is printed too.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -87,12 +87,15 @@ def browser_cpu_seconds() -> float:
     return total
 
 
-def freeze_browser(frozen: bool) -> None:
-    for pid in browser_pids():
-        try:
-            os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
-        except ProcessLookupError:
-            continue
+def set_live_view(page, on: bool) -> None:
+    """Switch the Train page's Live view toggle, and wait until the page shows it took effect."""
+    off_note = page.get_by_text("Live view is off")
+    if off_note.is_visible() == on:
+        page.get_by_text("Live view", exact=True).click()
+    if on:
+        off_note.wait_for(state="hidden")
+    else:
+        off_note.wait_for()
 
 
 def epoch_file(run: Path, epoch: int) -> Path:
@@ -111,18 +114,16 @@ def epoch_rate(run: Path, epoch: int) -> float:
     return IMAGES_PER_EPOCH / (epoch_file(run, epoch).stat().st_mtime - epoch_file(run, epoch - 1).stat().st_mtime)
 
 
-def from_app(epochs: int, watch_first: bool) -> tuple[list[Epoch], int]:
-    """The job's timed epochs, and how many websockets the page opened (1 unless freezing made it reconnect)."""
+def from_app(epochs: int, watch_first: bool) -> list[Epoch]:
     from playwright.sync_api import sync_playwright
 
-    timed, sockets = [], []
+    timed = []
     with tempfile.TemporaryDirectory() as checkpoints, sync_playwright() as playwright:
         server, url = start_server(checkpoints)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             wait_for_health(url)
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.on("websocket", sockets.append)
             page.goto(url)
             page.get_by_role("button", name="Train a digit generator").click(timeout=60_000)
             page.get_by_text("Epoch 1 of").first.wait_for(timeout=60_000)  # the live panel is polling
@@ -130,18 +131,15 @@ def from_app(epochs: int, watch_first: bool) -> tuple[list[Epoch], int]:
             wait_for_file(epoch_file(run, 1), 600)
             for epoch in range(2, epochs + 1):
                 watched = watch_first == (epoch % 2 == 0)
-                freeze_browser(not watched)
+                set_live_view(page, watched)
                 started, browser_start = time.monotonic(), browser_cpu_seconds()
                 wait_for_file(epoch_file(run, epoch), 600)
                 browser_cores = (browser_cpu_seconds() - browser_start) / (time.monotonic() - started)
                 timed.append(Epoch(epoch_rate(run, epoch), watched, browser_cores))
-            freeze_browser(False)
-            page.wait_for_timeout(500)  # lets Playwright deliver the page's events
         finally:
-            freeze_browser(False)
             browser.close()
             stop_server(server)
-    return timed, len(sockets)
+    return timed
 
 
 def from_cli(epochs: int) -> list[Epoch]:
@@ -157,7 +155,7 @@ def from_cli(epochs: int) -> list[Epoch]:
 
 
 def watching_costs(job: list[Epoch]) -> list[float]:
-    """Each watched epoch against the mean of the unwatched epochs just before and after it."""
+    """Each epoch with the live view on against the mean of the epochs just before and after it with it off."""
     costs = []
     for index, epoch in enumerate(job):
         if not epoch.watched:
@@ -175,32 +173,32 @@ def quartiles(values: list[float]) -> str:
     return f", middle half {low:.1%} to {high:.1%}"
 
 
-def report(cli: list[Epoch], app: list[Epoch], costs: list[float], sockets: list[int]) -> None:
+def report(cli: list[Epoch], app: list[Epoch], costs: list[float]) -> None:
     watched = [epoch for epoch in app if epoch.watched]
     unwatched = [epoch for epoch in app if not epoch.watched]
     rates = {
         "CLI, nobody watching": statistics.median(epoch.images_per_sec for epoch in cli),
-        "app, browser frozen (nobody watching)": statistics.median(epoch.images_per_sec for epoch in unwatched),
-        "app, Train page open and polling": statistics.median(epoch.images_per_sec for epoch in watched),
+        "app, page open, Live view off": statistics.median(epoch.images_per_sec for epoch in unwatched),
+        "app, page open, Live view on": statistics.median(epoch.images_per_sec for epoch in watched),
     }
     counts = dict(zip(rates, (len(cli), len(unwatched), len(watched))))
     print("images/s per epoch, median:")
     for label, rate in rates.items():
         print(f"  {label:<40} {rate:7,.0f}  ({counts[label]} epochs)")
     print(
-        f"cost of watching, each watched epoch against the unwatched ones beside it in the same job: "
+        f"cost of the live view, each epoch with it on against the epochs beside it with it off, in the same job: "
         f"median {statistics.median(costs):.1%} over {len(costs)} epochs{quartiles(costs)}"
     )
     cli_rate = rates["CLI, nobody watching"]
     print(
-        f"against the CLI's median epoch: app watched {1 - rates['app, Train page open and polling'] / cli_rate:.1%} "
-        f"slower, app unwatched {1 - rates['app, browser frozen (nobody watching)'] / cli_rate:.1%} slower"
+        f"against the CLI's median epoch: app with the live view on "
+        f"{1 - rates['app, page open, Live view on'] / cli_rate:.1%} slower, "
+        f"off {1 - rates['app, page open, Live view off'] / cli_rate:.1%} slower"
     )
     print(
-        f"browser CPU: {statistics.median(epoch.browser_cores for epoch in watched):.3f} cores while watched, "
-        f"{statistics.median(epoch.browser_cores for epoch in unwatched):.3f} while frozen"
+        f"browser CPU: {statistics.median(epoch.browser_cores for epoch in watched):.3f} cores while Live view is on, "
+        f"{statistics.median(epoch.browser_cores for epoch in unwatched):.3f} while off"
     )
-    print(f"websockets the page opened in each app run (1 = never reconnected): {sockets}")
 
 
 def main() -> None:
@@ -212,16 +210,15 @@ def main() -> None:
         parser.error(f"--epochs must be from 3 to {QUICK_START['epochs']}")
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    cli, app, costs, sockets = [], [], [], []
+    cli, app, costs = [], [], []
     for repeat in range(args.repeats):
         cli += from_cli(args.epochs)
-        job, opened = from_app(args.epochs, watch_first=repeat % 2 == 0)
+        job = from_app(args.epochs, watch_first=repeat % 2 == 0)
         app += job
-        sockets.append(opened)
         costs += watching_costs(job)
         print(f"repeat {repeat + 1} of {args.repeats} done", file=sys.stderr, flush=True)
     print(f"{os.cpu_count()} CPUs; quick-start run, epochs 2 to {args.epochs}; {args.repeats} runs each, alternating")
-    report(cli, app, costs, sockets)
+    report(cli, app, costs)
 
 
 if __name__ == "__main__":

@@ -225,6 +225,20 @@ def test_the_timeline_shows_an_epochs_scores_when_present(root):
     assert len(at.get("plotly_chart")) == 4  # losses, beliefs, digit histogram, FID by epoch
 
 
+def test_turning_the_live_view_off_says_so_and_training_goes_on(root):
+    at = start(open_app(), **LONG_FORM, cfg_name="quiet")
+    session = common.get_session()
+    wait_until(at, lambda: session.snapshot().status == "running")
+    assert "Live view is off" not in texts(at)
+    at.toggle(key="live_view").set_value(False).run()
+    assert "Live view is off" in texts(at)
+    step = session.snapshot().step
+    wait_until(at, lambda: session.snapshot().step > step + 2)
+    assert session.snapshot().status == "running"
+    at.toggle(key="live_view").set_value(True).run()
+    assert "Live view is off" not in texts(at)
+
+
 def test_pause_and_resume_are_enabled_only_when_they_apply(root):
     at = start(open_app(), **LONG_FORM, cfg_name="pausable")
     session = common.get_session()

@@ -1,10 +1,12 @@
 """Train page: the settings of a new run, the controls of the running job, and its live charts and samples.
 
 The job belongs to the process-wide TrainingSession; this page only sends it commands and draws its snapshots.
-While a job is active two fragments redraw the live panel, each at its own pace; when idle nothing polls.
+While a job is active two fragments redraw the live panel, each at its own pace, unless the user turned the live view
+off; when idle nothing polls.
 """
 
 import io
+import time
 
 import streamlit as st
 from PIL import Image
@@ -167,6 +169,14 @@ def job_controls(snapshot: Snapshot) -> None:
             disabled=status not in ("starting", "running", "paused"),
             on_click=session.stop,
         )
+        if snapshot.active:
+            st.toggle(
+                "Live view",
+                value=True,
+                key="live_view",
+                help=f"Redraw progress and samples every {STATUS_EVERY:.0f} s and the charts every "
+                f"{CHARTS_EVERY:.0f} s. Each redraw takes a little CPU from training; off gives training all of it.",
+            )
 
 
 def job_progress(snapshot: Snapshot) -> None:
@@ -197,7 +207,7 @@ def job_header(snapshot: Snapshot) -> None:
         st.error(snapshot.error)
 
 
-def job_status(drawn: str, progress_box: DeltaGenerator, samples_box: DeltaGenerator) -> None:
+def job_status(drawn: str, live: bool, progress_box: DeltaGenerator, samples_box: DeltaGenerator) -> None:
     """The progress line and the sample grid. When the job's status is no longer the one the page was drawn for
     (it started training, paused, resumed or ended, from any tab), the whole page is redrawn, buttons included."""
     snapshot = session.snapshot()
@@ -208,6 +218,11 @@ def job_status(drawn: str, progress_box: DeltaGenerator, samples_box: DeltaGener
             st.info("Loading MNIST and building the two networks…")
             return
         job_progress(snapshot)
+        if snapshot.active and not live:
+            st.caption(
+                f"Live view is off: this is the job as of {time.strftime('%H:%M:%S')}, and training has the CPU to "
+                "itself. Turn Live view on to follow it again."
+            )
         if snapshot.status == "finished":
             st.success(f"Done: {len(snapshot.saved_epochs)} epochs saved. Explore them on the Timeline page.")
             st.page_link("views/timeline.py", label="Open the timeline", icon=":material/timeline:")
@@ -248,12 +263,12 @@ def job_charts() -> None:
 def job_panel(snapshot: Snapshot) -> None:
     """The job's header and buttons (drawn with the page), its progress and samples (redrawn every STATUS_EVERY
     seconds while it is active) and its charts (every CHARTS_EVERY seconds)."""
-    live = snapshot.active
+    live = snapshot.active and st.session_state.get("live_view", True)
     st.html(STILL_PROGRESS_BAR)
     job_header(snapshot)
     progress_box = st.container()
     charts, samples = st.columns([3, 2], gap="large")
-    st.fragment(job_status, run_every=STATUS_EVERY if live else None)(snapshot.status, progress_box, samples)
+    st.fragment(job_status, run_every=STATUS_EVERY if live else None)(snapshot.status, live, progress_box, samples)
     with charts:
         st.fragment(job_charts, run_every=CHARTS_EVERY if live else None)()
 
