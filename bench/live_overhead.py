@@ -136,6 +136,9 @@ def from_app(epochs: int, watch_first: bool) -> list[Epoch]:
                 wait_for_file(epoch_file(run, epoch), 600)
                 browser_cores = (browser_cpu_seconds() - browser_start) / (time.monotonic() - started)
                 timed.append(Epoch(epoch_rate(run, epoch), watched, browser_cores))
+                state = "on " if watched else "off"
+                print(f"  epoch {epoch:2d}: live view {state} {timed[-1].images_per_sec:6,.0f} images/s, "
+                      f"browser {browser_cores:.3f} cores", file=sys.stderr, flush=True)  # fmt: skip
         finally:
             browser.close()
             stop_server(server)

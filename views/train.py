@@ -56,10 +56,10 @@ PRESET_NAMES = {
 }
 
 session = common.get_session()
-# While a job runs, two fragments poll. Every redraw costs CPU that a laptop takes from training: in the browser about
-# 0.08 s for the progress line and the grid (half of it React re-rendering the whole page) and 0.3 s for the two
-# plotly charts; in the server about 0.035 s, the fresh grid included. So the charts redraw least often. The figures
-# are in bench/README.md (live view cost).
+# While a job runs, two fragments poll (unless the user switched the live view off). Every redraw costs CPU that a
+# laptop takes from training: in the browser about 0.08 s for the progress line and the grid (much of it React
+# re-rendering the whole page, hence the lazy expanders below) and 0.3 s for the two plotly charts; in the server
+# about 0.035 s, the fresh grid included. So the charts redraw least often. Figures: bench/README.md, live view cost.
 STATUS_EVERY = 5.0  # seconds: the progress line and the sample grid (the job draws a fresh grid at most this often)
 CHARTS_EVERY = 20.0  # the loss charts
 LIVE_CHART_POINTS = 500
@@ -231,7 +231,7 @@ def job_status(drawn: str, live: bool, progress_box: DeltaGenerator, samples_box
         samples_box.image(enlarge(snapshot.grid_png, 2), caption=f"{FIXED_SAMPLES} samples from fixed noise ({rows})")
 
 
-def job_charts() -> None:
+def job_charts(live: bool) -> None:
     snapshot = session.snapshot()
     if snapshot.status == "starting":
         return
@@ -255,7 +255,7 @@ def job_charts() -> None:
         figure = common.metric_figure(records, names, title, smoothing, markers, points=LIVE_CHART_POINTS)
         st.plotly_chart(figure, key=key)
     caption = "Dotted lines mark the ends of epochs. D(x) high and D(G(z)) low means D is winning for now."
-    if snapshot.active:
+    if live:
         caption += f" While training, charts refresh every {CHARTS_EVERY:.0f} s and samples every {STATUS_EVERY:.0f} s."
     st.caption(caption)
 
@@ -270,7 +270,7 @@ def job_panel(snapshot: Snapshot) -> None:
     charts, samples = st.columns([3, 2], gap="large")
     st.fragment(job_status, run_every=STATUS_EVERY if live else None)(snapshot.status, live, progress_box, samples)
     with charts:
-        st.fragment(job_charts, run_every=CHARTS_EVERY if live else None)()
+        st.fragment(job_charts, run_every=CHARTS_EVERY if live else None)(live)
 
 
 # --- starting and continuing ----------------------------------------------------------------------------------
