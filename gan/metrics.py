@@ -407,3 +407,36 @@ def score_generator(
     agreement with them). The same seed every epoch makes the epochs' scores comparable."""
     images, labels = sample(G, count, seed)
     return evaluate_images(images, judge or load_judge(), labels)
+
+
+# -----------------------------------------------------------------------------
+# per-class FID (conditional generators)
+
+_CLASS_STATS: weakref.WeakKeyDictionary[Judge, dict[Path, tuple[FeatureStats, ...]]] = weakref.WeakKeyDictionary()
+
+
+def real_class_stats(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> tuple[FeatureStats, ...]:
+    """Feature statistics of the test digits of each class (about 1,000 each), once per (judge, data folder)."""
+    key = Path(data_dir).resolve()
+    with _STATS_LOCK:
+        cached = _CLASS_STATS.setdefault(judge, {})
+        if key not in cached:
+            test = load_mnist(data_dir, "test")
+            features, _ = _features_and_logits(judge, test.images)
+            labels = test.labels.numpy()
+            cached[key] = tuple(feature_stats(features[labels == digit]) for digit in range(NUM_CLASSES))
+        return cached[key]
+
+
+def per_class_fid(images: torch.Tensor, requested_labels: torch.Tensor, judge: Judge) -> tuple[float | None, ...]:
+    """FID of the samples asked to be each digit against the real test digits of that class (None for a digit
+    with fewer than two samples). With 200 samples a class the values carry a small-sample bias: compare them
+    across epochs and digits of one run, not with the all-digit FID."""
+    _check_images(images)
+    features, _ = _features_and_logits(judge, images)
+    labels = requested_labels.cpu().numpy()
+    out: list[float | None] = []
+    for digit, reference in enumerate(real_class_stats(judge)):
+        chosen = features[labels == digit]
+        out.append(frechet_distance(feature_stats(chosen), reference) if len(chosen) >= 2 else None)
+    return tuple(out)
