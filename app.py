@@ -1,8 +1,9 @@
 """GAN Studio: watch a GAN learn to draw MNIST digits. Run with `streamlit run app.py`.
 
-This file is the frame: page setup, the sidebar's run picker and the three pages (views/train.py,
-views/timeline.py, views/latent.py). The training itself lives in `gan/`. The pages folder is deliberately not
-called `pages/`: Streamlit would then serve a deep link such as /timeline as an old-style page, without this frame.
+This file is the frame: page setup, the sidebar's run picker and the four pages (views/train.py,
+views/timeline.py, views/latent.py, views/probe.py). The training itself lives in `gan/`. The pages folder is
+deliberately not called `pages/`: Streamlit would then serve a deep link such as /timeline as an old-style page,
+without this frame.
 """
 
 import streamlit as st
@@ -16,6 +17,7 @@ page = st.navigation(
         st.Page("views/train.py", title="Train", icon=":material/model_training:", default=True),
         st.Page("views/timeline.py", title="Timeline", icon=":material/timeline:"),
         st.Page("views/latent.py", title="Latent space", icon=":material/scatter_plot:"),
+        st.Page("views/probe.py", title="Your digit", icon=":material/gesture:"),
     ],
     position="top",
 )

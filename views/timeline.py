@@ -5,6 +5,7 @@ training right now is re-read every few seconds, so new epochs appear on the sli
 """
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from PIL import Image
 
 from gan.checkpoints import Run, RunInfo
 from gan.images import caption, gif_bytes
-from views import common
+from views import common, inside
 
 PLAY_FRAMES = 40  # at most this many epochs in the in-page animation
 PLAY_SECONDS = 0.35
@@ -61,14 +62,16 @@ def epoch_slider(name: str, epochs: list[int]) -> int:
     return st.select_slider("Epoch", epochs, key=key, help="Drag to travel through training; the charts mark it.")
 
 
-def play(slot, run: Run, epochs: list[int]) -> None:
-    """Animate the grid from the first saved epoch to the last, in place."""
+def play(slot, run: Run, epochs: list[int], on_frame: Callable[[int], None]) -> None:
+    """Animate the grid (and, through `on_frame`, the D's-eye map) from the first saved epoch to the last."""
     stride = max(1, -(-len(epochs) // PLAY_FRAMES))
     for epoch in epochs[::stride] + ([epochs[-1]] if (len(epochs) - 1) % stride else []):
+        started = time.perf_counter()
         picture = enlarged(run, epoch)
         if picture is not None:
             slot.image(picture, caption=f"Epoch {epoch}")
-        time.sleep(PLAY_SECONDS)
+        on_frame(epoch)
+        time.sleep(max(0.0, PLAY_SECONDS - (time.perf_counter() - started)))
 
 
 def score_text(value: Any, digits: int = 2) -> str:
@@ -196,8 +199,6 @@ def timeline(info: RunInfo, live: bool) -> None:
     grid_column, chart_column = st.columns([2, 3], gap="large")
     with grid_column:
         slot = st.empty()
-        if playing:
-            play(slot, run, epochs)
         slot.image(enlarged(run, epoch), caption=f"Epoch {epoch}: the same 100 noise vectors every epoch")
         common.download(
             "Download PNG", run.grid_path(epoch).read_bytes(), f"{name}-epoch-{epoch:04d}.png", "timeline_png"
@@ -207,7 +208,12 @@ def timeline(info: RunInfo, live: bool) -> None:
     st.subheader(f"Scores at epoch {epoch}")
     show_scores(records.get(epoch), info.config.conditional)
     scores_over_time(records, epoch)
+    frames = inside.look_inside(run, name, epoch, info.config.conditional, records)
     compare(run, name, epochs)
+    if playing:  # last, once every placeholder it animates exists
+        play(slot, run, epochs, lambda shown: inside.map_frame(frames, run, shown, info.config.conditional))
+        slot.image(enlarged(run, epoch), caption=f"Epoch {epoch}: the same 100 noise vectors every epoch")
+        frames.empty()
 
 
 def page() -> None:
