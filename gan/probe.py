@@ -249,12 +249,17 @@ def verdict_epochs(epochs: list[int], limit: int = MAX_VERDICT_EPOCHS) -> list[i
 
 
 def verdicts(
-    run: Run, digit: torch.Tensor, label: int, test: Dataset, epochs: list[int] | None = None
+    run: Run,
+    digit: torch.Tensor,
+    label: int,
+    test: Dataset,
+    epochs: list[int] | None = None,
+    limit: int = MAX_VERDICT_EPOCHS,
 ) -> list[tuple[int, float]]:
-    """(epoch, D's probability that `digit` (1, 28, 28) is real) for each saved epoch (at most
-    MAX_VERDICT_EPOCHS of them); a conditional D is told `label` (the digit the judge reads)."""
+    """(epoch, D's probability that `digit` (1, 28, 28) is real) for each saved epoch (at most `limit` of them,
+    spread evenly); a conditional D is told `label` (the digit the judge reads)."""
     companions, companion_labels = real_companions(test)
-    chosen = verdict_epochs(run.epochs() if epochs is None else epochs)
+    chosen = verdict_epochs(run.epochs() if epochs is None else epochs, limit)
     out = []
     for epoch in chosen:
         D, _ = load_discriminator(run, epoch)
