@@ -17,7 +17,7 @@ from gan.config import LOSSES, PRECISIONS, PRESETS, Config, ConfigError
 from gan.data import DataError, load_mnist, to_unit_range
 from gan.images import grid_png
 from gan.inversion import STEPS as INVERSION_STEPS
-from gan.inversion import invert
+from gan.inversion import Weights, invert
 from gan.latent import sample
 from gan.metrics import (
     EVAL_SAMPLES,
@@ -307,10 +307,10 @@ def invert_command(args: argparse.Namespace) -> int:
         targets = digit_from_png(_read_bytes(args.image), str(args.image))[None]
     else:
         targets = digits_from_npy(args.npy)
-    G, _, epoch = load_generator(Run.at(args.run, args.root), args.epoch)
+    G, config, epoch = load_generator(Run.at(args.run, args.root), args.epoch)
     judge = load_judge()
     started = time.perf_counter()
-    found = invert(G, judge, targets, steps=args.steps)
+    found = invert(G, judge, targets, steps=args.steps, weights=Weights(bf16=config.precision == "bf16"))
     seconds = time.perf_counter() - started
     if args.out.suffix.lower() == ".npy":
         np.save(args.out, to_unit_range(found.images)[:, 0].numpy())

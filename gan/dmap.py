@@ -107,17 +107,27 @@ class EpochMap:
 
 
 def epoch_map(
-    G: nn.Module, D: nn.Module, batch_size: int, real: RealPoints, judge: nn.Module, count: int = FAKE_POINTS
+    G: nn.Module,
+    D: nn.Module,
+    batch_size: int,
+    real: RealPoints,
+    judge: nn.Module,
+    count: int = FAKE_POINTS,
+    bf16: bool = False,
 ) -> EpochMap:
     """Draw `count` samples from the map's fixed noise and judge both sets with D in batches of the run's batch
-    size, real with real and fake with fake, as in training (D's minibatch spread feature sees whole batches)."""
-    images, digits = sample(G, count, MAP_SEED)
+    size, real with real and fake with fake, as in training (D's minibatch spread feature sees whole batches).
+    `bf16` runs G and D under bf16 autocast, as a bf16-trained run did in training (about 2x faster)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        images, digits = sample(G, count, MAP_SEED)
+        real_logits = d_logits(D, real.images, real.labels, batch_size)
+        fake_logits = d_logits(D, images, digits, batch_size)
     features, probabilities = judge_outputs(judge, images)
     confidence, read = probabilities.max(1)
     return EpochMap(
-        real_probability=torch.sigmoid(d_logits(D, real.images, real.labels, batch_size)).numpy(),
+        real_probability=torch.sigmoid(real_logits).double().numpy(),
         fake_xy=real.projection(features),
-        fake_probability=torch.sigmoid(d_logits(D, images, digits, batch_size)).numpy(),
+        fake_probability=torch.sigmoid(fake_logits).double().numpy(),
         fake_images=images,
         fake_digits=digits,
         fake_read=read,

@@ -45,6 +45,7 @@ class Weights:
     features: float = 1.0
     prior: float = 0.05
     learning_rate: float = LEARNING_RATE
+    bf16: bool = False  # run G and the judge under bf16 autocast (as bf16-trained runs were): about 2x faster
 
 
 def pixel_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -68,9 +69,11 @@ def _loss(
     weights: Weights,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row loss (M,) and the images (M, 1, 28, 28) for codes z (M, latent_dim) against targets (M, ...)."""
-    images = G(z, digits).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=weights.bf16):
+        images = G(z, digits).float()
+        found_features = judge.features(images).float()
     pixels = (images - targets).square().flatten(1).mean(1)
-    features = (judge.features(images) - target_features).square().sum(1) / feature_scale
+    features = (found_features - target_features).square().sum(1) / feature_scale
     prior = (z.square().mean(1) - 1).square()
     return pixels + weights.features * features + weights.prior * prior, images
 

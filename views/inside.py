@@ -44,7 +44,7 @@ def cached_discriminator(path: str, epoch: int, stamp: float) -> tuple[torch.nn.
 def cached_map(path: str, epoch: int, stamp: float) -> EpochMap:
     G, config, _ = common.cached_generator(path, epoch, stamp)
     D, _ = cached_discriminator(path, epoch, stamp)
-    return epoch_map(G, D, config.batch_size, map_real_points(), load_judge())
+    return epoch_map(G, D, config.batch_size, map_real_points(), load_judge(), bf16=config.precision == "bf16")
 
 
 # --- the map --------------------------------------------------------------------------------------------------

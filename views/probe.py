@@ -13,7 +13,7 @@ import torch
 
 from gan.checkpoints import CheckpointError, Run, RunInfo
 from gan.images import grid_image
-from gan.inversion import Inversion, invert
+from gan.inversion import Inversion, Weights, invert
 from gan.metrics import load_judge
 from gan.probe import ImageError, digit_from_png, judge_reading, verdicts
 from views import common
@@ -87,8 +87,8 @@ def verdict_figure(found: list[tuple[int, float]]) -> go.Figure:
 
 @st.cache_resource(max_entries=8, show_spinner="Searching the latent space (a few hundred steps)…")
 def cached_inversion(path: str, epoch: int, stamp: float, digit_key: str, _digit: torch.Tensor) -> Inversion:
-    G, _, _ = common.cached_generator(path, epoch, stamp)
-    return invert(G, load_judge(), _digit[None], steps=STEPS)
+    G, config, _ = common.cached_generator(path, epoch, stamp)
+    return invert(G, load_judge(), _digit[None], steps=STEPS, weights=Weights(bf16=config.precision == "bf16"))
 
 
 def inversion(info: RunInfo, run: Run, epochs: list[int], digit: torch.Tensor, digit_key: str) -> None:
