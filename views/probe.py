@@ -51,7 +51,7 @@ def chosen_picture() -> tuple[bytes | None, str]:
     with draw:
         st.markdown("**Draw a digit**")
         drawn = canvas_png()
-        st.caption("Draw with the mouse, large and centred; the toolbar under the canvas undoes or clears.")
+        st.caption("Draw with the mouse, one digit, large and centred.")
     with upload:
         st.markdown("**… or upload one**")
         file = st.file_uploader("A PNG of one digit", type=["png"], key="probe_upload")
