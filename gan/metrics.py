@@ -23,7 +23,7 @@ import tempfile
 import threading
 import warnings
 import weakref
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -297,9 +297,12 @@ class Scores:
     mean_confidence: float
     label_agreement: float | None  # conditional models only
     warnings: tuple[str, ...]
+    per_class_fid: tuple[float | None, ...] | None = None  # conditional models: FID of each digit asked for
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "histogram": list(self.histogram), "warnings": list(self.warnings)}
+        values = {**asdict(self), "histogram": list(self.histogram), "warnings": list(self.warnings)}
+        values["per_class_fid"] = None if self.per_class_fid is None else list(self.per_class_fid)
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Scores:
@@ -312,7 +315,15 @@ class Scores:
             mean_confidence=float(values["mean_confidence"]),
             label_agreement=None if agreement is None else float(agreement),
             warnings=tuple(str(warning) for warning in values["warnings"]),
+            per_class_fid=_optional_floats(values.get("per_class_fid")),
         )
+
+
+def _optional_floats(values: Any) -> tuple[float | None, ...] | None:
+    """A saved list of numbers or nulls (older records have none at all)."""
+    if not isinstance(values, list):
+        return None
+    return tuple(None if value is None else float(value) for value in values)
 
 
 def classifier_score(logits: torch.Tensor) -> float:
@@ -406,7 +417,11 @@ def score_generator(
     """Score `count` samples of G (for a conditional G, the ten digits in equal numbers, and the judge's
     agreement with them). The same seed every epoch makes the epochs' scores comparable."""
     images, labels = sample(G, count, seed)
-    return evaluate_images(images, judge or load_judge(), labels)
+    judge = judge or load_judge()
+    scores = evaluate_images(images, judge, labels)
+    if labels is None:
+        return scores
+    return replace(scores, per_class_fid=per_class_fid(images, labels, judge))
 
 
 # -----------------------------------------------------------------------------

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 from gan.data import load_mnist
-from gan.metrics import load_judge, per_class_fid
+from gan.metrics import Scores, load_judge, per_class_fid, score_generator
+from gan.models import ConvGenerator
 
 
 def test_real_digits_score_low_and_a_wrong_class_scores_high():
@@ -24,4 +27,13 @@ def test_a_digit_without_samples_has_no_score():
     ones = train.labels[:500] == 1
     scores = per_class_fid(train.images[:500][ones], train.labels[:500][ones], judge)
     assert scores[1] is not None and scores[0] is None and scores.count(None) == 9
-    assert torch.is_tensor(train.images)
+
+
+def test_a_conditional_generators_scores_carry_per_class_fid_through_json():
+    torch.manual_seed(0)
+    G = ConvGenerator(latent_dim=8, width=4, num_classes=10).eval()
+    scores = score_generator(G, load_judge(), count=200)
+    assert scores.per_class_fid is not None and len(scores.per_class_fid) == 10
+    assert Scores.from_dict(json.loads(json.dumps(scores.to_dict()))) == scores
+    unconditional = score_generator(ConvGenerator(latent_dim=8, width=4).eval(), load_judge(), count=200)
+    assert unconditional.per_class_fid is None
