@@ -21,12 +21,14 @@ from gan.inversion import Weights, invert
 from gan.latent import sample
 from gan.metrics import (
     EVAL_SAMPLES,
+    EVAL_SEED,
     JudgeError,
     Scores,
     judge_accuracy,
     judge_is_cached,
     judge_path,
     load_judge,
+    per_class_fid,
     reference_scores,
     save_judge,
     score_generator,
@@ -267,9 +269,18 @@ def eval_command(args: argparse.Namespace) -> int:
     print(f"{'':<22} {'FID':>8} {'score':>6} {'classes':>7} {'confidence':>10} {'agreement':>9}  warnings")
     for name, scores in reference_scores(judge, n=EVAL_SAMPLES).items():
         print(_scores_row(f"({name})", scores))
+    per_class = {}
     for epoch in epochs:
         scores = Scores.from_dict(saved[epoch]) if saved.get(epoch) else score_generator(load_generator(run, epoch)[0])
         print(_scores_row(f"epoch {epoch}", scores))
+        if config.conditional:  # scored before per-digit FID was saved: measure it now
+            per_class[epoch] = scores.per_class_fid or _per_class_fid(run, epoch, judge)
+    if per_class:
+        print("\nFID of each digit asked for, against the real test digits of that class")
+        print(f"{'':<22} " + " ".join(f"{digit:>6}" for digit in range(10)))
+        for epoch, values in per_class.items():
+            cells = " ".join(f"{value:>6.1f}" if value is not None else f"{'-':>6}" for value in values)
+            print(f"{f'epoch {epoch}':<22} {cells}")
     return 0
 
 
@@ -327,6 +338,11 @@ def invert_command(args: argparse.Namespace) -> int:
         f"the judge reads the original's digit in {float(same):.1%}; wrote {args.out}"
     )
     return 0
+
+
+def _per_class_fid(run: Run, epoch: int, judge) -> tuple[float | None, ...]:
+    images, labels = sample(load_generator(run, epoch)[0], EVAL_SAMPLES, EVAL_SEED)
+    return per_class_fid(images, labels, judge)
 
 
 def _scores_row(label: str, scores: Scores) -> str:

@@ -104,3 +104,11 @@ def test_bad_inputs_get_one_line_and_exit_code_1(root, tmp_path, capsys, message
 def test_invert_refuses_an_unknown_output_type_before_any_work(root, seven, tmp_path, capsys):
     assert gan(root, "invert", "--run", "tiny", "--image", str(seven), "--out", str(tmp_path / "x.jpg")) == 1
     assert "must end in .png or .npy" in capsys.readouterr().err
+
+
+def test_eval_prints_each_digits_fid_for_a_conditional_run(root, capsys):
+    assert gan(root, "eval", "--run", "tiny", "--epoch", "2") == 0
+    out = capsys.readouterr().out
+    assert "FID of each digit asked for" in out
+    row = [line for line in out.splitlines() if line.startswith("epoch 2")][-1].split()
+    assert len(row) == 12 and all(float(value) > 0 for value in row[2:])

@@ -15,8 +15,8 @@ import torch
 from gan.checkpoints import Run
 from gan.dmap import EpochMap, RealPoints, epoch_map, ranked_by_d, real_points, summary
 from gan.images import grid_image
-from gan.latent import nearest_real
-from gan.metrics import load_judge
+from gan.latent import nearest_real, sample
+from gan.metrics import EVAL_SAMPLES, EVAL_SEED, load_judge, per_class_fid
 from gan.probe import Push, load_discriminator, push
 from views import common
 
@@ -259,7 +259,18 @@ PRDC = (
 )
 
 
-def quality_vs_diversity(records: dict[int, dict[str, Any]], epoch: int, found: EpochMap) -> None:
+@st.cache_data(max_entries=32, show_spinner="Measuring each digit's FID…")
+def cached_per_class_fid(path: str, epoch: int, stamp: float) -> tuple[float | None, ...]:
+    """For epochs scored before per-digit FID was saved with the scores."""
+    G, _, _ = common.cached_generator(path, epoch, stamp)
+    images, labels = sample(G, EVAL_SAMPLES, EVAL_SEED)
+    return per_class_fid(images, labels, load_judge())
+
+
+def quality_vs_diversity(
+    run: Run, records: dict[int, dict[str, Any]], epoch: int, found: EpochMap, conditional: bool
+) -> None:
+    path, stamp = str(run.path), common.mtime(run.epoch_path(epoch))
     st.subheader("Quality against diversity")
     scores = (records.get(epoch) or {}).get("scores") or {}
     present = [(key, label, text) for key, label, text in PRDC if scores.get(key) is not None]
@@ -269,7 +280,7 @@ def quality_vs_diversity(records: dict[int, dict[str, Any]], epoch: int, found: 
         prdc_over_time(records, epoch, [key for key, _, _ in present])
     else:
         st.caption("No precision, recall, density or coverage saved for this epoch (scored before they existed).")
-    per_class = scores.get("per_class_fid")
+    per_class = scores.get("per_class_fid") or (cached_per_class_fid(path, epoch, stamp) if conditional else None)
     if per_class:
         figure = go.Figure(go.Bar(x=[str(digit) for digit in range(len(per_class))], y=per_class))
         figure.update_layout(
@@ -303,5 +314,5 @@ def look_inside(run: Run, name: str, epoch: int, conditional: bool, records: dic
     """The three sections, for one saved epoch; returns the placeholder Play draws the map's frames in."""
     real, found, frames = d_map(run, name, epoch, conditional)
     d_pushes(run, name, epoch, real, found)
-    quality_vs_diversity(records, epoch, found)
+    quality_vs_diversity(run, records, epoch, found, conditional)
     return frames
