@@ -76,7 +76,7 @@ def assert_same_weights(expected: dict, actual: dict) -> None:
 
 
 def steps_logged(run: Run) -> list[int]:
-    return [record["step"] for record in run.history() if record["kind"] == "step"]
+    return [record.step for record in run.history().steps]
 
 
 # --- 1. SIGKILL at any moment ----------------------------------------------------------------------------------
@@ -160,7 +160,8 @@ def test_leftover_temporary_files_are_ignored_and_removed_on_resume(root):
     partial.write_bytes(run.epoch_path(2).read_bytes()[:500])  # what a kill in mid-write leaves
     assert run.epochs() == [1, 2] and list_runs()[0].error is None
     assert load_generator(run)[2] == 2
-    assert prepare_trainer(run, resume=True, epochs=3).step == 6
+    with run.lock():
+        assert prepare_trainer(run, resume=True, epochs=3).step == 6
     assert not partial.exists()
 
 
@@ -469,7 +470,7 @@ def test_failed_save_pauses_the_session_and_resume_retries_it(root, disk_full):
     assert run.epochs() == [1, 2, 3] and session.snapshot().saved_epochs == (1, 2, 3)
     assert_loadable(run)
     assert steps_logged(run) == list(range(1, 10))
-    assert [record["epoch"] for record in run.history() if record["kind"] == "epoch"] == [1, 2, 3]
+    assert [record.epoch for record in run.history().epochs] == [1, 2, 3]
 
 
 def test_failed_save_in_the_cli_is_one_line_naming_the_file_and_keeps_the_saved_epochs(root, cli, disk_full):
