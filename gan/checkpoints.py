@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -374,6 +375,7 @@ class Run:
         so a killed process never leaves the run locked."""
         if self.path.is_symlink():
             raise CheckpointError(f"{self.path}: the run folder is a link; runs must be real folders")
+        created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
@@ -389,6 +391,8 @@ class Run:
                 yield
             finally:
                 _HELD.discard(self.path.resolve())
+                if created and [entry.name for entry in self.path.iterdir()] == [LOCK_FILE]:
+                    shutil.rmtree(self.path, ignore_errors=True)  # a new run that never started leaves nothing
         finally:
             os.close(descriptor)  # releases the flock
 
