@@ -440,3 +440,49 @@ def test_resume_accepts_settings_equal_to_the_runs_own(good, cli):
 def test_resume_refuses_a_real_change_naming_both_values(good, cli):
     code, _, err = cli("train", "--run", "good", "--resume", "--preset", "classic")
     assert code == 1 and "preset cannot be changed" in err and "'cdcgan'" in err and "'classic'" in err
+
+
+# --- the app's three pages with a poisoned run beside a good one ------------------------------------------------
+
+
+@pytest.fixture
+def app(root, good):
+    """The app with a good run and a poisoned one (config nested 100,000 deep, history without step numbers)."""
+    from tests.test_app import open_app, stop_and_forget
+
+    (bad_run(root).path / "config.json").write_text(DEEP)
+    with open(good.path / "history.jsonl", "a") as handle:
+        handle.write('{"kind": "step"}\n{"kind": "epoch"}\n')
+    stop_and_forget()
+    yield open_app(settings=False)
+    stop_and_forget()
+
+
+@pytest.mark.parametrize("page", ["views/train.py", "views/timeline.py", "views/latent.py"])
+def test_a_poisoned_run_is_listed_with_its_reason_on_every_page(app, page):
+    app.switch_page(page).run()
+    assert not app.exception
+    assert set(app.selectbox(key="run").options) == {"good", "bad (unreadable)"}
+    app.selectbox(key="run").set_value("bad").run()
+    assert not app.exception
+    assert any("nested too deeply" in caption.value for caption in app.sidebar.caption)
+
+
+@pytest.mark.parametrize("page", ["views/timeline.py", "views/latent.py"])
+def test_the_good_run_beside_a_poisoned_one_works(app, page):
+    app.selectbox(key="run").set_value("good").run()
+    app.switch_page(page).run()
+    assert not app.exception and not app.error
+    assert app.get("imgs") or app.get("image")
+
+
+def test_continue_of_a_run_with_a_poisoned_history_trains_on(app):
+    from views import common
+
+    app.selectbox(key="run").set_value("good").run()
+    app.number_input(key="continue_epochs_good").set_value(3).run()
+    app.button(key="continue").click().run()
+    assert not app.exception
+    session = common.get_session()
+    session._thread.join(120)
+    assert session.snapshot().status == "finished", session.snapshot().error
