@@ -142,11 +142,11 @@ def read_header(path: Path) -> Header:
     with os.fdopen(descriptor, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size < 8:
-            raise CheckpointError(f"{path}: not a readable checkpoint (truncated: {size} bytes)")
+            raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {size} bytes)")
         length = int.from_bytes(handle.read(8), "little")
         if length > HEADER_LIMIT or 8 + length > size:
             raise CheckpointError(
-                f"{path}: not a readable checkpoint (header of {length:,} bytes: truncated or corrupt)"
+                f"{path}: not a readable checkpoint (truncated or corrupt: a header of {length:,} bytes)"
             )
         raw = handle.read(length)
     try:
@@ -154,7 +154,7 @@ def read_header(path: Path) -> Header:
     except FileError as error:
         raise CheckpointError(f"{error} (truncated or corrupt header)") from None
     if not isinstance(header, dict):
-        raise CheckpointError(f"{path}: not a readable checkpoint (its header is not a JSON object)")
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: its header is not an object)")
     metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(isinstance(value, str) for value in metadata.values()):
         raise CheckpointError(f"{path}: damaged metadata (not a map of strings)")
@@ -167,13 +167,14 @@ def read_header(path: Path) -> Header:
             assert last - first == math.prod(shape) * DTYPES[dtype].itemsize
         except (TypeError, KeyError, ValueError, AssertionError):
             raise CheckpointError(
-                f"{path}: not a readable checkpoint (bad entry for tensor {printable(name, 80)!r})"
+                f"{path}: not a readable checkpoint (truncated or corrupt: bad entry for {printable(name, 80)!r})"
             ) from None
         tensors[name] = (dtype, shape, (first, last))
         end = max(end, last)
     if 8 + length + end != size:
         raise CheckpointError(
-            f"{path}: not a readable checkpoint ({size:,} bytes, but its header describes {8 + length + end:,})"
+            f"{path}: not a readable checkpoint (truncated or corrupt: {size:,} bytes, but its header describes "
+            f"{8 + length + end:,})"
         )
     return Header(tensors, metadata, size)
 
@@ -217,15 +218,18 @@ def check_tensors(path: Path, header: Header, config: Config) -> None:
                 raise CheckpointError(f"{path}: the saved random generator state has the wrong type or size")
             continue
         if name not in expected:
-            raise CheckpointError(f"{path}: holds a tensor {printable(name, 80)!r} that its model does not have")
+            raise CheckpointError(
+                f"{path}: weights do not fit the {config.preset} preset (no tensor {printable(name, 80)!r} in it)"
+            )
         if expected[name] != (dtype, shape):
             raise CheckpointError(
-                f"{path}: tensor {name} is {dtype} {list(shape)}, but the model needs {expected[name][0]} "
-                f"{list(expected[name][1])}"
+                f"{path}: weights do not fit the {config.preset} preset (tensor {name} is {dtype} {list(shape)}, "
+                f"the model needs {expected[name][0]} {list(expected[name][1])})"
             )
     missing = [name for name in expected if name.split("/")[0] in ("G", "G_ema", "D") and name not in header.tensors]
     if missing or "rng/noise" not in header.tensors:
-        raise CheckpointError(f"{path}: incomplete checkpoint (missing {(missing or ['rng/noise'])[0]})")
+        missed = (missing or ["rng/noise"])[0]
+        raise CheckpointError(f"{path}: weights do not fit the {config.preset} preset (missing {missed})")
 
 
 def check_tree(path: Path, tree: Any, names: set[str]) -> None:
