@@ -32,8 +32,8 @@ from gan.metrics import (
     score_generator,
     train_judge,
 )
-from gan.models import count_parameters
-from gan.session import RunError, check_same_settings, prepare_trainer, train_run
+from gan.models import check_memory, count_parameters
+from gan.session import RunError, check_same_settings, check_startable, prepare_trainer, train_run
 from gan.train import Control, StepMetrics, TrainingDiverged, configure_threads
 
 USER_ERRORS = (ConfigError, CheckpointError, DataError, RunError, TrainingDiverged, JudgeError, ValueError, OSError)
@@ -124,12 +124,17 @@ def train_command(args: argparse.Namespace) -> int:
         given = {name: getattr(args, name) for name in CONFIG_FLAGS if name != "epochs"}
         if args.no_eval:
             given["evaluate"] = False
-        if run.exists():
-            check_same_settings(run.config(), given)
+        check_startable(run, resume=True)
+        saved = run.config()
+        check_same_settings(saved, given)
+        if args.epochs is not None:
+            saved.replace(epochs=args.epochs)  # a bad count is refused before anything is touched
         config = None
     else:
         config = config_from_args(args)
         run = Run.at(args.run or f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
+        check_startable(run, resume=False)
+        check_memory(config)
     with run.lock():  # held for the whole job: a second writer of this run is refused
         trainer = prepare_trainer(run, config, resume=args.resume, epochs=args.epochs)
         return _train(args, run, trainer, threads)
