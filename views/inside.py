@@ -4,6 +4,7 @@ gan/probe.py and gan/metrics.py."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import torch
 
 from gan.checkpoints import Run
 from gan.dmap import EpochMap, RealPoints, epoch_map, ranked_by_d, real_points, summary
+from gan.history import EpochRecord
 from gan.images import grid_image
 from gan.latent import nearest_real, sample
 from gan.metrics import EVAL_SAMPLES, EVAL_SEED, load_judge, per_class_fid
@@ -267,20 +269,40 @@ def cached_per_class_fid(path: str, epoch: int, stamp: float) -> tuple[float | N
     return per_class_fid(images, labels, load_judge())
 
 
+def number(value: Any) -> float | None:
+    """A score read from the history file (untrusted): a finite number, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def per_class_values(value: Any) -> list[float | None] | None:
+    if not isinstance(value, list) or len(value) != 10:
+        return None
+    return [number(item) for item in value]
+
+
+def scores_of(records: dict[int, EpochRecord], epoch: int) -> dict[str, Any]:
+    record = records.get(epoch)
+    return record.scores if record is not None and isinstance(record.scores, dict) else {}
+
+
 def quality_vs_diversity(
-    run: Run, records: dict[int, dict[str, Any]], epoch: int, found: EpochMap, conditional: bool
+    run: Run, records: dict[int, EpochRecord], epoch: int, found: EpochMap, conditional: bool
 ) -> None:
     path, stamp = str(run.path), common.mtime(run.epoch_path(epoch))
     st.subheader("Quality against diversity")
-    scores = (records.get(epoch) or {}).get("scores") or {}
-    present = [(key, label, text) for key, label, text in PRDC if scores.get(key) is not None]
+    scores = scores_of(records, epoch)
+    present = [(key, label, text) for key, label, text in PRDC if number(scores.get(key)) is not None]
     if present:
         for column, (key, label, text) in zip(st.columns(len(present)), present, strict=True):
-            column.metric(label, f"{scores[key]:.2f}", help=text)
+            column.metric(label, f"{number(scores[key]):.2f}", help=text)
         prdc_over_time(records, epoch, [key for key, _, _ in present])
     else:
         st.caption("No precision, recall, density or coverage saved for this epoch (scored before they existed).")
-    per_class = scores.get("per_class_fid") or (cached_per_class_fid(path, epoch, stamp) if conditional else None)
+    per_class = per_class_values(scores.get("per_class_fid"))
+    if per_class is None and conditional:
+        per_class = list(cached_per_class_fid(path, epoch, stamp))
     if per_class:
         figure = go.Figure(go.Bar(x=[str(digit) for digit in range(len(per_class))], y=per_class))
         figure.update_layout(
@@ -296,13 +318,13 @@ def quality_vs_diversity(
     )
 
 
-def prdc_over_time(records: dict[int, dict[str, Any]], epoch: int, keys: list[str]) -> None:
-    scored = [(number, record["scores"]) for number, record in sorted(records.items()) if record.get("scores")]
-    if len(scored) < 2:
+def prdc_over_time(records: dict[int, EpochRecord], epoch: int, keys: list[str]) -> None:
+    epochs = sorted(records)
+    if len(epochs) < 2:
         return
     figure = go.Figure()
     for key in keys:
-        figure.add_scatter(x=[number for number, _ in scored], y=[scores.get(key) for _, scores in scored],
+        figure.add_scatter(x=epochs, y=[number(scores_of(records, shown).get(key)) for shown in epochs],
                            mode="lines+markers", name=key)  # fmt: skip
     figure.add_vline(x=epoch, line={"width": 2, "dash": "dash", "color": "#7f7f7f"})
     figure.update_layout(title={"text": "Precision, recall, density, coverage by epoch", "font": {"size": 15}},
@@ -310,7 +332,7 @@ def prdc_over_time(records: dict[int, dict[str, Any]], epoch: int, keys: list[st
     st.plotly_chart(figure, key="inside_prdc")
 
 
-def look_inside(run: Run, name: str, epoch: int, conditional: bool, records: dict[int, dict[str, Any]]) -> Any:
+def look_inside(run: Run, name: str, epoch: int, conditional: bool, records: dict[int, EpochRecord]) -> Any:
     """The three sections, for one saved epoch; returns the placeholder Play draws the map's frames in."""
     real, found, frames = d_map(run, name, epoch, conditional)
     d_pushes(run, name, epoch, real, found)
