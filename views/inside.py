@@ -215,8 +215,7 @@ def d_pushes(run: Run, name: str, epoch: int, real: RealPoints, found: EpochMap)
         "the digit after one small step that way. Early in training the push is spread out like noise; later "
         "it sits on the strokes (thicken here, close that loop). For a real digit, it shows what makes D believe."
     )
-    G, config, _ = common.generator_for(run, epoch)
-    D, _ = cached_discriminator(str(run.path), epoch, common.mtime(run.epoch_path(epoch)))
+    D, config = cached_discriminator(str(run.path), epoch, common.mtime(run.epoch_path(epoch)))
     chosen = st.session_state.get(f"inside_point_{name}")
     fake_default = chosen[1] if chosen and chosen[0] == FAKE else 0
     real_default = chosen[1] if chosen and chosen[0] == REAL else 0
@@ -248,7 +247,6 @@ def d_pushes(run: Run, name: str, epoch: int, real: RealPoints, found: EpochMap)
         real_push,
         f"inside_push_real_map_{name}",
     )
-    del G
 
 
 # --- quality vs diversity ---------------------------------------------------------------------------------------
