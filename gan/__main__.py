@@ -7,14 +7,15 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from gan.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator
-from gan.config import LOSSES, PRECISIONS, PRESETS, Config, ConfigError
-from gan.data import DataError, to_unit_range
+from gan.config import DEFAULT_PRESET, SETTINGS, Config, ConfigError, Setting
+from gan.data import NUM_CLASSES, DataError, to_unit_range
 from gan.images import grid_png
 from gan.latent import sample
 from gan.metrics import (
@@ -31,14 +32,39 @@ from gan.metrics import (
     train_judge,
 )
 from gan.models import count_parameters
-from gan.session import RunError, prepare_trainer, train_run
-from gan.train import Control, StepMetrics, TrainingDiverged, configure_threads
+from gan.runner import RunError, prepare_trainer, train_run
+from gan.train import Control, DeviceUnavailable, StepMetrics, Trainer, TrainingDiverged, configure_threads
 
-USER_ERRORS = (ConfigError, CheckpointError, DataError, RunError, TrainingDiverged, JudgeError, ValueError, OSError)
-CONFIG_FLAGS = (
-    "preset", "epochs", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "latent_dim", "width", "loss", "ema_decay",
-    "seed", "device", "precision", "checkpoint_every", "steps_per_epoch",
-)  # fmt: skip
+
+class UsageError(Exception):
+    """A command's own flag (not a setting) has a value that is not allowed."""
+
+
+class WriteError(Exception):
+    """An output file could not be written: no such folder, no permission, disk full."""
+
+
+# Errors a user can cause: one line, no traceback. Anything else is a bug and shows its traceback.
+USER_ERRORS = (
+    ConfigError,
+    CheckpointError,
+    DataError,
+    RunError,
+    TrainingDiverged,
+    JudgeError,
+    DeviceUnavailable,
+    UsageError,
+    WriteError,
+)
+
+
+@contextmanager
+def writing() -> Iterator[None]:
+    """Report a failed write as a user error (it names the file); the saved epochs are untouched."""
+    try:
+        yield
+    except OSError as error:
+        raise WriteError(str(error)) from error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,23 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run", help="run name (default: <preset>-<date>-<time>)")
     train.add_argument("--resume", action="store_true", help="continue the run from its newest saved state")
     train.add_argument("--max-minutes", type=float, help="stop after this many minutes of training, saving the state")
-    train.add_argument("--preset", choices=PRESETS, default=None, help="model preset (default: cdcgan)")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr-g", type=float)
-    train.add_argument("--lr-d", type=float)
-    train.add_argument("--beta1", type=float)
-    train.add_argument("--beta2", type=float)
-    train.add_argument("--latent-dim", type=int)
-    train.add_argument("--width", type=int)
-    train.add_argument("--loss", choices=LOSSES)
-    train.add_argument("--ema-decay", type=float)
-    train.add_argument("--seed", type=int)
-    train.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    train.add_argument("--precision", choices=PRECISIONS)
-    train.add_argument("--checkpoint-every", type=int, help="epochs between saved epoch files")
-    train.add_argument("--steps-per-epoch", type=int, help="cap the batches per epoch (quick experiments)")
-    train.add_argument("--no-eval", action="store_true", help="skip scoring samples after each epoch")
+    for setting in SETTINGS.values():
+        add_setting(train, setting)
 
     sampler = commands.add_parser("sample", help="draw samples from a saved epoch to a PNG grid or .npy array")
     sampler.set_defaults(command=sample_command)
@@ -104,30 +115,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
+    """A flag for a setting; left out, it is None, so the preset's value (or the saved run's) holds."""
+    if setting.kind is bool:
+        parser.add_argument(
+            setting.cli_flag, dest=setting.name, action="store_const", const=False, help=f"do not {setting.help}"
+        )
+        return
+    details = {"choices": setting.choices} if setting.choices else {"metavar": setting.kind.__name__.upper()}
+    allowed = "" if setting.choices else f" ({setting.allowed()})"
+    parser.add_argument(
+        setting.cli_flag, dest=setting.name, type=setting.kind, help=f"{setting.help}{allowed}", **details
+    )
+
+
+def given_settings(args: argparse.Namespace) -> dict[str, object]:
+    return {name: getattr(args, name) for name in SETTINGS if getattr(args, name) is not None}
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
-    overrides = {name: getattr(args, name) for name in CONFIG_FLAGS if name != "preset"}
-    if args.no_eval:
-        overrides["evaluate"] = False
-    return Config.for_preset(args.preset or "cdcgan", **overrides)
+    given = given_settings(args)
+    return Config.for_preset(given.pop("preset", DEFAULT_PRESET), **given)
 
 
 def train_command(args: argparse.Namespace) -> int:
     if args.max_minutes is not None and not 0 < args.max_minutes < math.inf:
-        raise ValueError(f"--max-minutes={args.max_minutes} is not allowed: a number of minutes above 0")
+        raise UsageError(f"--max-minutes={args.max_minutes} is not allowed: a number of minutes above 0")
     threads = configure_threads()
     if args.resume:
-        if not args.run:
-            raise RunError("--resume needs --run NAME")
-        changed = [name for name in CONFIG_FLAGS if name != "epochs" and getattr(args, name) is not None]
-        if changed or args.no_eval:
-            flag = "--" + (changed[0].replace("_", "-") if changed else "no-eval")
-            raise RunError(f"{flag} cannot be changed when resuming: a run keeps its settings (only --epochs may grow)")
-        run = Run.at(args.run, args.root)
-        trainer = prepare_trainer(run, resume=True, epochs=args.epochs)
+        run, trainer = resume_from_args(args)
     else:
         config = config_from_args(args)
         run = Run.at(args.run or f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
-        trainer = prepare_trainer(run, config)
+        with writing():
+            trainer = prepare_trainer(run, config)
     config = trainer.config
     if config.evaluate and not judge_is_cached():
         print("first, the digit judge that scores each epoch is trained once (about half a minute) ...")
@@ -139,12 +160,26 @@ def train_command(args: argparse.Namespace) -> int:
     )
     control = Control()
     signal.signal(signal.SIGINT, lambda *_: (control.stop(), signal.signal(signal.SIGINT, signal.SIG_DFL)))
-    outcome = _train_with_progress(run, trainer, control, args.max_minutes)
+    with writing():
+        outcome = _train_with_progress(run, trainer, control, args.max_minutes)
     print(f"{outcome}: epoch {trainer.epoch}/{config.epochs}, step {trainer.step}, saved in {run.path}")
     return 0
 
 
-def _train_with_progress(run: Run, trainer, control: Control, max_minutes: float | None) -> str:
+def resume_from_args(args: argparse.Namespace) -> tuple[Run, Trainer]:
+    if not args.run:
+        raise RunError("--resume needs --run NAME")
+    changed = [SETTINGS[name] for name in given_settings(args) if name != "epochs"]
+    if changed:
+        raise RunError(
+            f"{changed[0].cli_flag} cannot be changed when resuming: a run keeps its settings (only --epochs may grow)"
+        )
+    run = Run.at(args.run, args.root)
+    with writing():
+        return run, prepare_trainer(run, resume=True, epochs=args.epochs)
+
+
+def _train_with_progress(run: Run, trainer: Trainer, control: Control, max_minutes: float | None) -> str:
     from tqdm import tqdm
 
     bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True)
@@ -186,17 +221,20 @@ def _scores_text(record: dict) -> str:
 
 def sample_command(args: argparse.Namespace) -> int:
     if not 1 <= args.n <= 10_000:
-        raise ValueError(f"--n={args.n} is not allowed: a whole number from 1 to 10000")
+        raise UsageError(f"--n={args.n} is not allowed: a whole number from 1 to 10000")
+    if args.digit is not None and not 0 <= args.digit < NUM_CLASSES:
+        raise UsageError(f"digit={args.digit} is not allowed: a digit from 0 to 9")
     G, config, epoch = load_generator(Run.at(args.run, args.root), args.epoch)
     images, _ = sample(G, args.n, args.seed, args.digit)
     suffix = args.out.suffix.lower()
-    if suffix == ".npy":
-        np.save(args.out, to_unit_range(images)[:, 0].numpy())
-    elif suffix == ".png":
-        nrow = 10 if config.conditional and args.digit is None else math.ceil(math.sqrt(args.n))
-        args.out.write_bytes(grid_png(images, nrow=nrow))
-    else:
-        raise ValueError(f"--out={args.out} is not allowed: the file must end in .png or .npy")
+    if suffix not in (".npy", ".png"):
+        raise UsageError(f"--out={args.out} is not allowed: the file must end in .png or .npy")
+    with writing():
+        if suffix == ".npy":
+            np.save(args.out, to_unit_range(images)[:, 0].numpy())
+        else:
+            nrow = 10 if config.conditional and args.digit is None else math.ceil(math.sqrt(args.n))
+            args.out.write_bytes(grid_png(images, nrow=nrow))
     print(f"wrote {args.n} samples from {args.run} epoch {epoch} to {args.out}")
     return 0
 
@@ -224,7 +262,8 @@ def judge_command(args: argparse.Namespace) -> int:
         judge = train_judge()
         accuracy = judge_accuracy(judge)
         judge.metadata["accuracy"] = f"{accuracy:.4f}"
-        save_judge(judge, path)
+        with writing():
+            save_judge(judge, path)
         print(f"trained in {time.perf_counter() - started:.1f} s: test accuracy {accuracy:.2%}")
         return 0
     judge = load_judge()

@@ -31,6 +31,10 @@ FIXED_SAMPLES = 100  # a 10 x 10 grid; for conditional presets row r shows digit
 EXPLODED_LOSS = 1e5
 
 
+class DeviceUnavailable(RuntimeError):
+    """The config asks for a device this machine does not have."""
+
+
 class TrainingDiverged(RuntimeError):
     """The losses stopped being finite numbers; the weights of that step were not applied."""
 
@@ -84,7 +88,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda was asked for, but no CUDA GPU is available; use device=auto or cpu")
+        raise DeviceUnavailable("device=cuda was asked for, but no CUDA GPU is available; use device=auto or cpu")
     return torch.device(name)
 
 

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from gan.checkpoints import Run
 from gan.config import Config
-from gan.session import prepare_trainer, train_run
+from gan.runner import prepare_trainer, train_run
 from tests.conftest import tiny_config
 from views import common
 

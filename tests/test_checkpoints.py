@@ -3,7 +3,7 @@ import torch
 
 from gan.checkpoints import CheckpointError, Run, list_runs, load_generator, load_state, validate_run_name
 from gan.latent import sample
-from gan.session import RunError, prepare_trainer, train_run
+from gan.runner import RunError, prepare_trainer, train_run
 from gan.train import Control
 from tests.conftest import tiny_config
 

@@ -24,7 +24,8 @@ from gan.__main__ import main
 from gan.checkpoints import CheckpointError, Run, list_runs, load_generator, load_state, save_state
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.latent import sample
-from gan.session import HISTORY_POINTS, ThinnedHistory, TrainingSession, prepare_trainer, train_run
+from gan.runner import prepare_trainer, train_run
+from gan.session import HISTORY_POINTS, ThinnedHistory, TrainingSession
 from gan.train import Trainer, TrainingDiverged, configure_threads
 from tests.conftest import tiny_config
 

@@ -4,7 +4,7 @@ import torch
 from gan.checkpoints import Run, load_generator
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.latent import digit_grid, interpolate, move_along, nearest_real, noise, principal_directions, sample, slerp
-from gan.session import prepare_trainer, train_run
+from gan.runner import prepare_trainer, train_run
 from tests.conftest import tiny_config
 
 

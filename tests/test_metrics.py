@@ -172,7 +172,7 @@ def test_valid_copy_loads_once_and_matches(judge, tmp_path):
 def test_each_epoch_is_scored_into_the_history_and_shown_by_eval(judge, root, capsys):
     from gan.__main__ import main
     from gan.checkpoints import Run
-    from gan.session import prepare_trainer, train_run
+    from gan.runner import prepare_trainer, train_run
     from tests.conftest import tiny_config
 
     run = Run.at("scored")

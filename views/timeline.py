@@ -5,15 +5,14 @@ training right now is re-read every few seconds, so new epochs appear on the sli
 """
 
 import time
-from pathlib import Path
+from functools import partial
 from typing import Any
 
-import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
 from gan.checkpoints import Run, RunInfo
-from gan.images import caption, gif_bytes
+from gan.images import enlarge, progression_gif
 from views import common
 
 PLAY_FRAMES = 40  # at most this many epochs in the in-page animation
@@ -31,18 +30,14 @@ def epoch_records(history: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 
 def enlarged(run: Run, epoch: int, scale: int = 2) -> Image.Image | None:
     path = run.grid_path(epoch)
-    if not path.is_file():
-        return None
-    picture = Image.open(path)
-    return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+    return enlarge(Image.open(path), scale) if path.is_file() else None
 
 
-@st.cache_data(max_entries=4, show_spinner="Making the animation…")
-def progression_gif(path: str, epochs: tuple[int, ...], stamp: float) -> bytes:
-    """Every saved epoch's grid with its epoch number written above it, as one animated GIF."""
-    run = Run(Path(path))
-    frames = [caption(Image.open(run.grid_path(epoch)), f"epoch {epoch}") for epoch in epochs]
-    return gif_bytes([frame.resize((frame.width * 2, frame.height * 2), Image.Resampling.NEAREST) for frame in frames])
+def run_progression_gif(run: Run, epochs: list[int]) -> bytes:
+    """Every saved epoch's grid with its epoch number written above it, as one animated GIF (built on click)."""
+    return progression_gif(
+        [Image.open(run.grid_path(epoch)) for epoch in epochs], [f"epoch {epoch}" for epoch in epochs]
+    )
 
 
 # --- widgets --------------------------------------------------------------------------------------------------
@@ -119,20 +114,7 @@ def scores_over_time(records: dict[int, dict[str, Any]], epoch: int) -> None:
     scored = [(number, record["scores"]) for number, record in sorted(records.items()) if record.get("scores")]
     if len(scored) < 2:
         return
-    figure = go.Figure()
-    figure.add_scatter(
-        x=[number for number, _ in scored],
-        y=[scores.get("fid") for _, scores in scored],
-        mode="lines+markers",
-        name="FID",
-    )
-    figure.add_vline(x=epoch, line={"width": 2, "dash": "dash", "color": "#7f7f7f"})
-    figure.update_layout(
-        title={"text": "FID by epoch (lower is better)", "font": {"size": 15}},
-        height=240,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        xaxis={"title": "epoch", "dtick": max(1, len(scored) // 10)},
-    )
+    figure = common.fid_figure([number for number, _ in scored], [scores.get("fid") for _, scores in scored], epoch)
     st.plotly_chart(figure, key="timeline_fid")
 
 
@@ -190,8 +172,7 @@ def timeline(info: RunInfo, live: bool) -> None:
             icon=":material/play_arrow:",
             help="Animate the grid from the first saved epoch to the last.",
         )
-        stamp = common.mtime(run.grid_path(epochs[-1]))
-        gif = progression_gif(str(run.path), tuple(epochs), stamp)
+        gif = partial(run_progression_gif, run, epochs)
         common.download("Download the progression (GIF)", gif, f"{name}-progression.gif", "timeline_gif")
     grid_column, chart_column = st.columns([2, 3], gap="large")
     with grid_column:
@@ -218,8 +199,7 @@ def page() -> None:
     )
     info: RunInfo | None = st.session_state.get("selected_run")
     if info is None:
-        st.info("No runs yet. Start one on the Train page.")
-        st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
+        common.no_runs()
         return
     snapshot = session.snapshot()
     live = snapshot.active and snapshot.run_name == info.name
