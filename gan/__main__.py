@@ -179,37 +179,42 @@ def resume_from_args(args: argparse.Namespace) -> tuple[Run, Trainer]:
         return run, prepare_trainer(run, resume=True, epochs=args.epochs)
 
 
-def _train_with_progress(run: Run, trainer: Trainer, control: Control, max_minutes: float | None) -> str:
-    from tqdm import tqdm
+class ProgressBar:
+    """tqdm's bar for the steps, and one line per epoch: its time, its speed and its scores."""
 
-    bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True)
+    def __init__(self, trainer: Trainer):
+        from tqdm import tqdm
 
-    def on_step(metrics: StepMetrics) -> None:
-        bar.update(1)
+        self.trainer = trainer
+        self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True)
+        self.epoch_started = trainer.seconds  # training seconds when the epoch in progress began
+
+    def on_step(self, metrics: StepMetrics) -> None:
+        self.bar.update(1)
         if metrics.batch % 10 == 0:
-            bar.set_postfix(
-                epoch=metrics.epoch + 1,
+            self.bar.set_postfix(
+                epoch=metrics.epoch + 1,  # the epoch in progress, counted from 1 as the epoch lines are
                 loss_d=f"{metrics.loss_d:.3f}",
                 loss_g=f"{metrics.loss_g:.3f}",
                 img_s=f"{metrics.images_per_sec:,.0f}",
                 refresh=False,
             )
 
-    def on_epoch(epoch: int, record: dict) -> None:
-        steps = trainer.steps_per_epoch
-        seconds = record["seconds"] - getattr(on_epoch, "previous", 0.0)
-        on_epoch.previous = record["seconds"]
-        bar.write(
-            f"epoch {epoch}: {seconds:.1f} s, {steps * trainer.config.batch_size / max(seconds, 1e-9):,.0f} images/s"
-            + _scores_text(record)
+    def on_epoch(self, epochs_done: int, record: dict) -> None:
+        seconds, self.epoch_started = record["seconds"] - self.epoch_started, record["seconds"]
+        images = self.trainer.steps_per_epoch * self.trainer.config.batch_size
+        self.bar.write(
+            f"epoch {epochs_done}: {seconds:.1f} s, {images / max(seconds, 1e-9):,.0f} images/s" + _scores_text(record)
         )
 
-    on_epoch.previous = trainer.seconds
+
+def _train_with_progress(run: Run, trainer: Trainer, control: Control, max_minutes: float | None) -> str:
+    progress = ProgressBar(trainer)
     max_seconds = None if max_minutes is None else max_minutes * 60
     try:
-        return train_run(run, trainer, control, on_step, on_epoch, max_seconds=max_seconds)
+        return train_run(run, trainer, control, progress.on_step, progress.on_epoch, max_seconds=max_seconds)
     finally:
-        bar.close()
+        progress.bar.close()
 
 
 def _scores_text(record: dict) -> str:

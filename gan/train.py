@@ -3,6 +3,10 @@
 The loop does no file or UI work. It reports through callbacks (`on_step`, `on_epoch_end`) and obeys a
 `Control` (stop, pause) checked before every step, so a request takes effect within one step. All randomness
 comes from seeded generators whose state is part of `state_dict()`, so a resumed run continues bit for bit.
+
+Epochs, counted one way: `Trainer.epoch` and `StepMetrics.epoch` are the epochs completed before the step, which is
+also the 0-based index of the epoch in progress; `on_epoch_end(epochs_done)`, saved epoch files and the history's
+epoch records count completed epochs, from 1. A UI shows the epoch in progress as `epoch + 1`.
 """
 
 from __future__ import annotations

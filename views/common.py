@@ -21,6 +21,7 @@ from gan.config import Config
 from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
 from gan.images import png_bytes
 from gan.latent import Directions, principal_directions, typical_distance
+from gan.series import smooth, thin
 from gan.session import TrainingSession
 
 COLORS = {"loss_d": "#1f77b4", "loss_g": "#ff7f0e", "d_real": "#2ca02c", "d_fake": "#d62728"}
@@ -167,20 +168,6 @@ def real_typical_distance() -> float:
 # --- charts ---------------------------------------------------------------------------------------------------
 
 
-def smooth(values: Sequence[float], weight: float) -> list[float]:
-    """TensorBoard's smoothing: an exponential moving average, debiased so the start is not pulled to zero."""
-    smoothed, average = [], 0.0
-    for count, value in enumerate(values, start=1):
-        average = weight * average + (1 - weight) * value
-        smoothed.append(average / (1 - weight**count) if weight > 0 else value)
-    return smoothed
-
-
-def thin(values: list, limit: int = CHART_POINTS) -> list:
-    stride = max(1, -(-len(values) // limit))
-    return values[::stride]
-
-
 @dataclass(frozen=True)
 class Marker:
     step: int
@@ -308,12 +295,3 @@ def picture_with_download(picture: Image.Image, caption: str, file_name: str, ke
     data = png_bytes(picture)
     st.image(data, caption=caption)
     download("Download PNG", data, file_name, key)
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

@@ -15,6 +15,7 @@ from gan.config import PRESETS, QUICK_START, SETTINGS, Config, ConfigError, Sett
 from gan.images import enlarge_png
 from gan.metrics import judge_is_cached
 from gan.runner import RunError, continue_target
+from gan.series import format_duration
 from gan.session import Snapshot, Status
 from gan.train import FIXED_SAMPLES
 from views import common
@@ -155,10 +156,10 @@ def job_controls(snapshot: Snapshot) -> None:
 def job_progress(snapshot: Snapshot) -> None:
     text = (
         f"Epoch {snapshot.current_epoch} of {snapshot.epochs} · step {snapshot.step:,} of {snapshot.total_steps:,} · "
-        f"{snapshot.images_per_sec:,.0f} images/s · elapsed {common.format_duration(snapshot.seconds)}"
+        f"{snapshot.images_per_sec:,.0f} images/s · elapsed {format_duration(snapshot.seconds)}"
     )
     if snapshot.active:
-        text += f" · about {common.format_duration(snapshot.eta_seconds)} left"
+        text += f" · about {format_duration(snapshot.eta_seconds)} left"
     st.progress(snapshot.progress, text=text)
 
 
