@@ -112,7 +112,17 @@ class Config:
         choices=PRESETS,
         section=None,
     )
+    epochs: int = setting(5, int, "Epochs", "passes over the 60,000 training digits", low=1, high=10_000)
+    batch_size: int = setting(64, int, "Batch size", "images per step", low=1, high=60_000, step=16)
+    lr_g: float = setting(
+        5e-4, float, "G learning rate", "Adam step size of the generator", **UNIT, low_open=True, step=1e-4
+    )
+    lr_d: float = setting(
+        5e-4, float, "D learning rate", "Adam step size of the discriminator", **UNIT, low_open=True, step=1e-4
+    )
     latent_dim: int = setting(64, int, "Latent size", "length of the noise vector z", low=1, high=1024)
+    loss: str = setting("bce", str, "Loss", "bce: the original GAN loss; hinge: as in SAGAN", choices=LOSSES)
+    seed: int = setting(0, int, "Seed", "seed of every random draw", low=0, high=2**31 - 1, section="advanced")
     width: int = setting(
         32,
         int,
@@ -122,18 +132,6 @@ class Config:
         high=2048,
         section="advanced",
     )
-    batch_size: int = setting(64, int, "Batch size", "images per step", low=1, high=60_000, step=16)
-    lr_g: float = setting(
-        5e-4, float, "G learning rate", "Adam step size of the generator", **UNIT, low_open=True, step=1e-4
-    )
-    lr_d: float = setting(
-        5e-4, float, "D learning rate", "Adam step size of the discriminator", **UNIT, low_open=True, step=1e-4
-    )
-    beta1: float = setting(0.5, float, "Adam beta1", "Adam's momentum", **UNIT, high_open=True, section=None)
-    beta2: float = setting(
-        0.999, float, "Adam beta2", "Adam's decay of squared gradients", **UNIT, high_open=True, section=None
-    )
-    loss: str = setting("bce", str, "Loss", "bce: the original GAN loss; hinge: as in SAGAN", choices=LOSSES)
     ema_decay: float = setting(
         0.999,
         float,
@@ -144,10 +142,15 @@ class Config:
         step=0.001,
         section="advanced",
     )
-    epochs: int = setting(5, int, "Epochs", "passes over the 60,000 training digits", low=1, high=10_000)
-    seed: int = setting(0, int, "Seed", "seed of every random draw", low=0, high=2**31 - 1, section="advanced")
-    device: str = setting(
-        "auto", str, "Device", "where to train (auto: a CUDA GPU if any)", choices=DEVICES, section=None
+    steps_per_epoch: int | None = setting(
+        None,
+        int,
+        "Batches per epoch",
+        "cap the batches per epoch, for quick experiments (default: all of them)",
+        low=1,
+        high=1_000_000,
+        optional=True,
+        section="advanced",
     )
     precision: str = setting(
         "bf16", str, "Precision", "bf16 autocast is faster on most CPUs", choices=PRECISIONS, section="advanced"
@@ -161,16 +164,6 @@ class Config:
         high=10_000,
         section="advanced",
     )
-    steps_per_epoch: int | None = setting(
-        None,
-        int,
-        "Batches per epoch",
-        "cap the batches per epoch, for quick experiments (default: all of them)",
-        low=1,
-        high=1_000_000,
-        optional=True,
-        section="advanced",
-    )
     evaluate: bool = setting(
         True,
         bool,
@@ -178,6 +171,13 @@ class Config:
         "score samples with the digit judge after each epoch",
         flag="eval",
         section="advanced",
+    )
+    beta1: float = setting(0.5, float, "Adam beta1", "Adam's momentum", **UNIT, high_open=True, section=None)
+    beta2: float = setting(
+        0.999, float, "Adam beta2", "Adam's decay of squared gradients", **UNIT, high_open=True, section=None
+    )
+    device: str = setting(
+        "auto", str, "Device", "where to train (auto: a CUDA GPU if any)", choices=DEVICES, section=None
     )
 
     def __post_init__(self) -> None:

@@ -26,7 +26,7 @@ TRAINING_WAIT = 180_000  # ms; generous, as the CPU may be shared with other job
 SCROLL_HEIGHT = "() => document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight + 120"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no chromium at {CHROMIUM}")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no chromium at {CHROMIUM}")]
 
 
 def free_port() -> int:

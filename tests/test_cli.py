@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 TINY_RUN = [*TINY_FLAGS, "--steps-per-epoch", "3"]
 
 
+@pytest.mark.slow  # a process of its own: about 2 s of imports before anything happens
 def test_python_m_gan_trains_samples_and_lists(tmp_path):
     """The real entry point, in a process of its own."""
 

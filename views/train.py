@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from gan.checkpoints import CheckpointError, RunInfo
-from gan.config import PRESETS, QUICK_START, SETTINGS, Config, ConfigError, Setting
+from gan.config import QUICK_START, SETTINGS, Config, ConfigError, Setting
 from gan.images import enlarge_png
 from gan.metrics import judge_is_cached
 from gan.runner import RunError, continue_target
@@ -288,9 +288,10 @@ def settings_form(active: bool) -> None:
     if "cfg_preset" not in st.session_state:
         st.session_state["cfg_preset"] = "cdcgan"
         fill_defaults()
+    preset = SETTINGS["preset"]
     st.selectbox(
-        "Preset",
-        PRESETS,
+        preset.label,
+        preset.choices,
         key="cfg_preset",
         format_func=PRESET_NAMES.get,
         on_change=fill_defaults,
