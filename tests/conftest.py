@@ -9,6 +9,7 @@ The judge is trained there once, by the first test that needs it (those are mark
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import os
 import pickle
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import gan.runner
 from gan.checkpoints import Run, load_state, save_state
 from gan.config import Config
 from gan.runner import prepare_trainer, train_run
@@ -55,6 +57,15 @@ def wait_for(condition: Callable[[], object], timeout: float = WAIT, every: floa
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(every)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def mnist_read_once():
+    """Trainers made by the tests share one parsed copy of MNIST (reading it is tested in test_data.py): parsing the
+    60,000 digits again for each of a hundred tiny runs would double the suite's time. Nothing writes into it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gan.runner, "load_mnist", functools.cache(gan.runner.load_mnist))
+        yield
 
 
 @pytest.fixture
