@@ -136,8 +136,8 @@ def from_app(epochs: int, watch_first: bool) -> list[Epoch]:
                 browser_cores = (browser_cpu_seconds() - browser_start) / (time.monotonic() - started)
                 timed.append(Epoch(epoch_rate(run, epoch), watched, browser_cores))
                 state = "on " if watched else "off"
-                print(f"  epoch {epoch:2d}: live view {state} {timed[-1].images_per_sec:6,.0f} images/s, "
-                      f"browser {browser_cores:.3f} cores", file=sys.stderr, flush=True)  # fmt: skip
+                rate = f"{timed[-1].images_per_sec:6,.0f} images/s, browser {browser_cores:.3f} cores"
+                print(f"  epoch {epoch:2d}: live view {state} {rate}", file=sys.stderr, flush=True)
         finally:
             browser.close()
             stop_server(server)
