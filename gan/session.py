@@ -275,7 +275,7 @@ class Job:
             return str(error)
         return f"{type(error).__name__}: {error}"
 
-    # --- snapshot fields, built by small pure-ish methods ---
+    # --- what each moment changes in the snapshot ---
 
     def samples(self) -> bytes:
         self.drawn_at = time.monotonic()
