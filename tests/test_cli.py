@@ -224,6 +224,7 @@ def test_failed_save_is_one_line_naming_the_file_and_keeps_the_saved_epochs(root
 
 # --- SIGKILL at any moment ---
 
+PROCESS_WAIT = 1800  # seconds: only a hung process takes this long; a shared CPU can make a run take minutes
 KILL_EPOCHS, KILL_STEPS = 120, 2  # two steps an epoch: files are written constantly; enough epochs to outlast a kill
 KILL_FLAGS = [*TINY_FLAGS, "--steps-per-epoch", str(KILL_STEPS), "--epochs", str(KILL_EPOCHS)]
 # `python -m gan` that SIGKILLs itself at its n-th fsync: inside a write, after the data, before the rename.
@@ -267,13 +268,13 @@ def test_sigkill_at_random_moments_loses_nothing_and_resume_matches_an_uninterru
     for how in ("time", "write", "time", "write"):
         if how == "write":  # SIGKILL inside the n-th write of this process (history, epoch file, grid)
             process = start_training(root, log, kill_at_fsync=rng.randint(3, 8))
-            process.wait(timeout=120)
+            process.wait(timeout=PROCESS_WAIT)
         else:  # SIGKILL from outside, at a random moment once training has made progress (however loaded the CPU)
             saved, process = len(run.epochs()), start_training(root, log)
-            wait_for(lambda: len(run.epochs()) > saved or process.poll() is not None, timeout=120)  # noqa: B023
+            wait_for(lambda: len(run.epochs()) > saved or process.poll() is not None, timeout=PROCESS_WAIT)  # noqa: B023
             time.sleep(rng.uniform(0.0, 0.6))
             process.kill()
-            process.wait(timeout=60)
+            process.wait(timeout=PROCESS_WAIT)
         assert process.returncode == -signal.SIGKILL, log.read_text()
         kills += 1
         assert_loadable(run)
@@ -285,7 +286,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_resume_matches_an_uninterru
     assert temporary_files, "at least one kill landed inside a write"
 
     process = start_training(root, log)
-    assert process.wait(timeout=120) == 0, log.read_text()
+    assert process.wait(timeout=PROCESS_WAIT) == 0, log.read_text()
     assert f"finished: epoch {KILL_EPOCHS}/{KILL_EPOCHS}" in log.read_text()
     assert run.config() == config
     assert run.epochs() == list(range(1, KILL_EPOCHS + 1))
