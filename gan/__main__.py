@@ -12,10 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from gan.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator
+from gan.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator, printable
 from gan.config import DEFAULT_PRESET, SETTINGS, Config, ConfigError, Setting
 from gan.data import NUM_CLASSES, DataError, to_unit_range
+from gan.history import EpochRecord
 from gan.images import grid_png
 from gan.latent import sample
 from gan.metrics import (
@@ -31,8 +33,8 @@ from gan.metrics import (
     score_generator,
     train_judge,
 )
-from gan.models import count_parameters
-from gan.runner import RunError, prepare_trainer, train_run
+from gan.models import check_memory, count_parameters
+from gan.runner import RunError, check_same_settings, check_startable, prepare_trainer, train_run
 from gan.train import Control, DeviceUnavailable, StepMetrics, Trainer, TrainingDiverged, configure_threads
 
 
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.command(args)
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(' '.join(str(error).split()), 1000)}", file=sys.stderr)
         return 1
 
 
@@ -142,13 +144,35 @@ def train_command(args: argparse.Namespace) -> int:
     if args.max_minutes is not None and not 0 < args.max_minutes < math.inf:
         raise UsageError(f"--max-minutes={args.max_minutes} is not allowed: a number of minutes above 0")
     threads = configure_threads()
-    if args.resume:
-        run, trainer = resume_from_args(args)
-    else:
-        config = config_from_args(args)
-        run = Run.at(args.run or f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
-        with writing():
-            trainer = prepare_trainer(run, config)
+    run, config = resumed_run(args) if args.resume else new_run(args)
+    with writing(), run.lock():  # the lock is held for the whole job: a second writer of this run is refused
+        trainer = prepare_trainer(run, config, resume=args.resume, epochs=args.epochs)
+        return _train(args, run, trainer, threads)
+
+
+def resumed_run(args: argparse.Namespace) -> tuple[Run, None]:
+    """The run to resume, once the flags are known to fit it; settings repeated unchanged are allowed (people re-run
+    their first command with --resume), a real change is refused before anything is touched."""
+    if not args.run:
+        raise RunError("--resume needs --run NAME")
+    run = Run.at(args.run, args.root)
+    check_startable(run, resume=True)
+    saved = run.config()
+    check_same_settings(saved, {name: value for name, value in given_settings(args).items() if name != "epochs"})
+    if args.epochs is not None:
+        saved.replace(epochs=args.epochs)  # a bad count is refused here
+    return run, None
+
+
+def new_run(args: argparse.Namespace) -> tuple[Run, Config]:
+    config = config_from_args(args)
+    run = Run.at(args.run or f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
+    check_startable(run, resume=False)
+    check_memory(config)
+    return run, config
+
+
+def _train(args: argparse.Namespace, run: Run, trainer: Trainer, threads: int) -> int:
     config = trainer.config
     if config.evaluate and not judge_is_cached():
         print("first, the digit judge that scores each epoch is trained once (about half a minute) ...")
@@ -160,23 +184,9 @@ def train_command(args: argparse.Namespace) -> int:
     )
     control = Control()
     signal.signal(signal.SIGINT, lambda *_: (control.stop(), signal.signal(signal.SIGINT, signal.SIG_DFL)))
-    with writing():
-        outcome = _train_with_progress(run, trainer, control, args.max_minutes)
+    outcome = _train_with_progress(run, trainer, control, args.max_minutes)
     print(f"{outcome}: epoch {trainer.epoch}/{config.epochs}, step {trainer.step}, saved in {run.path}")
     return 0
-
-
-def resume_from_args(args: argparse.Namespace) -> tuple[Run, Trainer]:
-    if not args.run:
-        raise RunError("--resume needs --run NAME")
-    changed = [SETTINGS[name] for name in given_settings(args) if name != "epochs"]
-    if changed:
-        raise RunError(
-            f"{changed[0].cli_flag} cannot be changed when resuming: a run keeps its settings (only --epochs may grow)"
-        )
-    run = Run.at(args.run, args.root)
-    with writing():
-        return run, prepare_trainer(run, resume=True, epochs=args.epochs)
 
 
 class ProgressBar:
@@ -200,8 +210,8 @@ class ProgressBar:
                 refresh=False,
             )
 
-    def on_epoch(self, epochs_done: int, record: dict) -> None:
-        seconds, self.epoch_started = record["seconds"] - self.epoch_started, record["seconds"]
+    def on_epoch(self, epochs_done: int, record: EpochRecord) -> None:
+        seconds, self.epoch_started = record.seconds - self.epoch_started, record.seconds
         images = self.trainer.steps_per_epoch * self.trainer.config.batch_size
         self.bar.write(
             f"epoch {epochs_done}: {seconds:.1f} s, {images / max(seconds, 1e-9):,.0f} images/s" + _scores_text(record)
@@ -217,8 +227,8 @@ def _train_with_progress(run: Run, trainer: Trainer, control: Control, max_minut
         progress.bar.close()
 
 
-def _scores_text(record: dict) -> str:
-    scores = record.get("scores")
+def _scores_text(record: EpochRecord) -> str:
+    scores = record.scores
     if not scores:
         return ""
     return f", FID {scores['fid']:.2f}, score {scores['classifier_score']:.2f}, classes {scores['classes_covered']}"
@@ -231,6 +241,8 @@ def sample_command(args: argparse.Namespace) -> int:
         raise UsageError(f"digit={args.digit} is not allowed: a digit from 0 to 9")
     G, config, epoch = load_generator(Run.at(args.run, args.root), args.epoch)
     images, _ = sample(G, args.n, args.seed, args.digit)
+    if not torch.isfinite(images).all():
+        raise CheckpointError(f"run {args.run!r} epoch {epoch}: the generator draws NaN or infinite pixels")
     suffix = args.out.suffix.lower()
     if suffix not in (".npy", ".png"):
         raise UsageError(f"--out={args.out} is not allowed: the file must end in .png or .npy")
@@ -250,12 +262,15 @@ def runs_command(args: argparse.Namespace) -> int:
         print(f"no runs in {args.root or default_root()}/ yet: start one with 'python -m gan train'")
         return 0
     print(f"{'run':<28} {'preset':<8} {'epochs':>6} {'step':>7} {'loss_d':>7} {'loss_g':>7}  note")
-    for info in runs:
-        last = info.last_record or {}
+    for info in runs:  # names and reasons come from the disk: control characters are escaped
+        last = info.last_record
         preset = info.config.preset if info.config else "?"
         epochs = f"{info.epochs[-1]}" if info.epochs else "-"
-        losses = f"{last['loss_d']:>7.3f} {last['loss_g']:>7.3f}" if last else f"{'-':>7} {'-':>7}"
-        print(f"{info.name:<28} {preset:<8} {epochs:>6} {last.get('step', 0):>7} {losses}  {info.error or ''}")
+        losses = f"{last.loss_d:>7.3f} {last.loss_g:>7.3f}" if last else f"{'-':>7} {'-':>7}"
+        step = last.step if last else 0
+        print(
+            f"{printable(info.name, 100):<28} {preset:<8} {epochs:>6} {step:>7} {losses}  {printable(info.error or '')}"
+        )
     return 0
 
 
@@ -279,7 +294,7 @@ def judge_command(args: argparse.Namespace) -> int:
 def eval_command(args: argparse.Namespace) -> int:
     run = Run.at(args.run, args.root)
     config = run.config()
-    saved = {record["epoch"]: record.get("scores") for record in run.history() if record.get("kind") == "epoch"}
+    saved = {record.epoch: record.scores for record in run.epoch_records()}
     epochs = [args.epoch] if args.epoch is not None else run.epochs()
     if not epochs:
         raise CheckpointError(f"run {run.name!r} has no saved epochs yet")

@@ -10,15 +10,17 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from gan.checkpoints import CheckpointError, Run
+from gan.checkpoints import CheckpointError, Run, printable
 from gan.config import Config
 from gan.data import DEFAULT_DATA_DIR, load_mnist
+from gan.history import EpochRecord, Record, StepRecord
 from gan.images import grid_png
 from gan.metrics import score_generator
+from gan.models import check_memory
 from gan.train import Control, StepMetrics, Trainer, TrainingDiverged
 
 StepCallback = Callable[[StepMetrics], None]
-EpochCallback = Callable[[int, dict[str, Any]], None]  # (epochs done, the epoch's history record)
+EpochCallback = Callable[[int, EpochRecord], None]  # (epochs done, the epoch's history record)
 SaveErrorCallback = Callable[[OSError], None]
 
 
@@ -34,16 +36,30 @@ def check_startable(run: Run, resume: bool) -> None:
         raise RunError(f"a run named {run.name!r} already exists: choose another name, or resume it")
 
 
-def prepare_trainer(run: Run, config: Config | None = None, resume: bool = False, epochs: int | None = None) -> Trainer:
-    """A trainer for a new run (config required) or for the newest saved state of an existing run.
+def check_same_settings(saved: Config, given: dict[str, Any]) -> None:
+    """Settings repeated on a resume must equal the run's own (people re-run the first command with --resume);
+    only a real change is refused, naming the setting, the run's value and the given one."""
+    for name, value in given.items():
+        if value is not None and getattr(saved, name) != value:
+            raise RunError(
+                f"{name} cannot be changed when resuming: the run has {name}={getattr(saved, name)!r}, "
+                f"{value!r} was given (a run keeps its settings; only the epochs may grow)"
+            )
 
-    Resuming may raise the epoch count (`epochs`) to train a finished run further.
+
+def prepare_trainer(run: Run, config: Config | None = None, resume: bool = False, epochs: int | None = None) -> Trainer:
+    """A trainer for a new run (config required) or for the newest saved state of an existing run. Call it while
+    holding the run's lock (`run.lock()`): it cleans up partial writes and rewrites the history.
+
+    Resuming may raise the epoch count (`epochs`) to train a finished run further, never lower it below what
+    is already trained.
     """
     check_startable(run, resume)
     if resume:
         return resumed_trainer(run, epochs)
     if config is None:
         raise RunError("a new run needs a config")
+    check_memory(config)
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config)
     return Trainer(config, load_mnist(DEFAULT_DATA_DIR))
@@ -53,14 +69,21 @@ def resumed_trainer(run: Run, epochs: int | None = None) -> Trainer:
     """The run's trainer at its newest usable state, with its history cut back to that state."""
     saved = run.config()
     config = saved if epochs is None else saved.replace(epochs=epochs)
+    check_memory(config)
     run.remove_partial_writes()
     state = run.resume_state()
     trainer = Trainer(config, load_mnist(DEFAULT_DATA_DIR))
     if state is not None:
         try:
             trainer.load_state_dict(state)
-        except (KeyError, RuntimeError, ValueError) as error:
-            raise CheckpointError(f"run {run.name!r}: the saved state does not fit its config ({error})") from None
+        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+            reason = printable(" ".join(str(error).split()), 200)
+            raise CheckpointError(f"run {run.name!r}: the saved state does not fit its config ({reason})") from None
+    if trainer.epoch > config.epochs:
+        raise RunError(
+            f"epochs={config.epochs} is below what run {run.name!r} has already trained ({trainer.epoch} "
+            "epochs): give at least that many"
+        )
     run.truncate_history(trainer.step)
     if config != saved:
         run.write_config(config)
@@ -91,10 +114,10 @@ class Recorder:
     ):
         self.run, self.trainer, self.control = run, trainer, control
         self.on_step, self.on_epoch, self.on_save_error = on_step, on_epoch, on_save_error
-        self.pending: list[dict[str, Any]] = []  # records not yet appended to the history file
+        self.pending: list[Record] = []  # records not yet appended to the history file
 
     def record_step(self, metrics: StepMetrics) -> None:
-        self.pending.append({"kind": "step", **asdict(metrics)})
+        self.pending.append(StepRecord(**asdict(metrics)))
         if self.on_step:
             self.on_step(metrics)
 
@@ -108,12 +131,10 @@ class Recorder:
         if self.on_epoch:
             self.on_epoch(epochs_done, record)
 
-    def epoch_record(self, epochs_done: int) -> dict[str, Any]:
+    def epoch_record(self, epochs_done: int) -> EpochRecord:
         trainer = self.trainer
-        record = {"kind": "epoch", "epoch": epochs_done, "step": trainer.step, "seconds": trainer.seconds}
-        if trainer.config.evaluate:
-            record["scores"] = score_generator(trainer.G_ema).to_dict()
-        return record
+        scores = score_generator(trainer.G_ema).to_dict() if trainer.config.evaluate else None
+        return EpochRecord(epochs_done, trainer.step, trainer.seconds, scores)
 
     def save_epoch(self, epochs_done: int) -> None:
         samples = grid_png(self.trainer.sample_fixed())

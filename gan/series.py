@@ -1,4 +1,5 @@
-"""Series for charts and progress lines: TensorBoard's smoothing, even thinning, durations as text."""
+"""Series for charts, animations and progress lines: TensorBoard's smoothing, even thinning and picking, durations
+as text."""
 
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ def thin(values: Sequence[Item], limit: int) -> list[Item]:
     """Every n-th value, the smallest n that leaves at most `limit` (a browser need not draw 50,000 points)."""
     stride = max(1, -(-len(values) // limit))
     return list(values[::stride])
+
+
+def evenly(values: Sequence[Item], count: int) -> list[Item]:
+    """At most `count` values picked evenly, the first and the last always among them."""
+    if len(values) <= count:
+        return list(values)
+    return [values[round(index * (len(values) - 1) / (count - 1))] for index in range(count)]
 
 
 def format_duration(seconds: float | None) -> str:

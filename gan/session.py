@@ -14,13 +14,17 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import Any
 
-from gan.checkpoints import Run
+from gan.checkpoints import CheckpointError, Run, printable
 from gan.config import Config
+from gan.history import EpochRecord, StepRecord
 from gan.images import grid_png
+from gan.models import check_memory
 from gan.runner import check_startable, prepare_trainer, train_run
-from gan.train import Control, StepMetrics, Trainer, TrainingDiverged
+from gan.train import Control, DeviceUnavailable, StepMetrics, Trainer, TrainingDiverged
 
 HISTORY_POINTS = 2000
+ERROR_CHARS = 500  # an error shown to the user is one line of at most this many characters
+USER_ERRORS = (CheckpointError, ValueError, DeviceUnavailable)  # bad run, bad settings, damaged files, no GPU
 
 
 class Status(str, Enum):
@@ -82,8 +86,8 @@ class Snapshot:
     total_steps: int = 0
     images_per_sec: float = 0.0
     seconds: float = 0.0
-    history: tuple[dict[str, Any], ...] = ()  # step records, thinned evenly to at most HISTORY_POINTS
-    epoch_records: tuple[dict[str, Any], ...] = ()
+    history: tuple[StepRecord, ...] = ()  # thinned evenly to at most HISTORY_POINTS
+    epoch_records: tuple[EpochRecord, ...] = ()
     samples_png: bytes | None = None  # the fixed noise drawn by the EMA generator, refreshed while watched
     saved_epochs: tuple[int, ...] = ()
     error: str | None = None
@@ -117,15 +121,15 @@ class ThinnedHistory:
     """Keeps every `stride`-th step; doubles the stride (dropping every other kept point) when full."""
 
     def __init__(self, limit: int = HISTORY_POINTS):
-        self.limit, self.stride, self.records = limit, 1, []
+        self.limit, self.stride, self.records = limit, 1, []  # records: list[StepRecord]
 
-    def add(self, record: dict[str, Any]) -> None:
-        if record["step"] % self.stride:
+    def add(self, record: StepRecord) -> None:
+        if record.step % self.stride:
             return
         self.records.append(record)
         if len(self.records) > self.limit:
             self.stride *= 2
-            self.records = [kept for kept in self.records if kept["step"] % self.stride == 0]
+            self.records = [kept for kept in self.records if kept.step % self.stride == 0]
 
 
 class TrainingSession:
@@ -163,12 +167,15 @@ class TrainingSession:
 
     def start(self, config: Config | None, run_name: str, resume: bool = False, epochs: int | None = None) -> bool:
         """Start a job unless one is active; returns whether this call started it. Raises CheckpointError on a
-        bad run name and RunError on a taken one (or a missing one to resume), before any thread starts."""
+        bad run name, RunError on a taken one (or a missing one to resume) and ConfigError on settings that would
+        not fit in memory, before any thread starts."""
         run = Run.at(run_name, self.root)
         with self._lock:
             if self._snapshot.active:
                 return False
             check_startable(run, resume)
+            if config is not None:
+                check_memory(config)
             self._control = Control()
             self._snapshot = Snapshot(status=Status.STARTING, run_name=run.name, config=config)
             job = Job(self, run, self._control, config, resume, epochs)
@@ -242,38 +249,46 @@ class Job:
         self.config, self.resume, self.epochs = config, resume, epochs
         self.trainer: Trainer | None = None
         self.history = ThinnedHistory()
-        self.epoch_records: list[dict[str, Any]] = []
+        self.epoch_records: list[EpochRecord] = []
         self.published_at = 0.0  # time.monotonic() of the latest progress published
         self.drawn_at = 0.0  # ... and of the latest sample grid
 
     def work(self) -> None:
         """The thread's body: whatever goes wrong ends in a published failure, so the next Start can begin."""
         try:
-            self.trainer = prepare_trainer(self.run, self.config, self.resume, self.epochs)
-            self.load_past()
-            self.session.publish(**self.ready_changes())
-            self.session.move(Status.RUNNING, expected=Status.STARTING)
-            outcome = train_run(self.run, self.trainer, self.control, self.on_step, self.on_epoch, self.on_save_error)
-            ended = Status.FINISHED if outcome == "finished" else Status.STOPPED
-            self.session.move(ended, **self.final_changes())
-        except Exception as error:  # shown to the user; what was saved stays on disk
+            with self.run.lock():  # held for the whole job: a second writer of this run (a CLI) is refused
+                self.train()
+        except BaseException as error:  # shown to the user; what was saved stays on disk
             self.session.move(Status.FAILED, error=self.failure(error))
+        finally:
+            if self.session.snapshot().active:  # never leave the job looking busy
+                self.session.move(Status.FAILED, error=self.session.snapshot().error or "the job ended unexpectedly")
+
+    def train(self) -> None:
+        self.trainer = prepare_trainer(self.run, self.config, self.resume, self.epochs)
+        self.load_past()
+        self.session.publish(**self.ready_changes())
+        self.session.move(Status.RUNNING, expected=Status.STARTING)
+        outcome = train_run(self.run, self.trainer, self.control, self.on_step, self.on_epoch, self.on_save_error)
+        ended = Status.FINISHED if outcome == "finished" else Status.STOPPED
+        self.session.move(ended, **self.final_changes())
 
     def load_past(self) -> None:
         """A resumed run shows its whole past, thinned like new steps."""
-        for record in self.run.history(self.trainer.step):
-            if record.get("kind") == "step":
-                self.history.add(record)
-            elif record.get("kind") == "epoch":
-                self.epoch_records.append(record)
+        past = self.run.history(self.trainer.step)
+        for record in past.steps:
+            self.history.add(record)
+        self.epoch_records = list(past.epochs)
 
-    def failure(self, error: Exception) -> str:
+    def failure(self, error: BaseException) -> str:
+        """One line for the user: what went wrong, and for a diverged run what was kept."""
         if isinstance(error, TrainingDiverged):
             kept = self.run.epochs()
             return f"{error} Kept: {f'epochs up to {kept[-1]}' if kept else 'no epochs'}."
-        if self.trainer is None:  # nothing was trained: the run cannot start as asked (bad file, no GPU, ...)
-            return str(error)
-        return f"{type(error).__name__}: {error}"
+        text = " ".join(str(error).split())
+        if not isinstance(error, USER_ERRORS):  # a bug, or e.g. a write that failed after Stop: name the error
+            text = f"{type(error).__name__}: {text}"
+        return printable(text, ERROR_CHARS)
 
     # --- what each moment changes in the snapshot ---
 
@@ -323,7 +338,7 @@ class Job:
     # --- the Recorder's callbacks, on the training thread ---
 
     def on_step(self, metrics: StepMetrics) -> None:
-        self.history.add(asdict(metrics))
+        self.history.add(StepRecord(**asdict(metrics)))
         now = time.monotonic()
         changes = {}
         if self.wants_samples(now):
@@ -336,7 +351,7 @@ class Job:
         """A fresh grid is due: the last is old enough, and someone watched since it was drawn."""
         return now - self.drawn_at >= self.session.grid_interval and self.session.watched_since(self.drawn_at)
 
-    def on_epoch(self, epochs_done: int, record: dict[str, Any]) -> None:
+    def on_epoch(self, epochs_done: int, record: EpochRecord) -> None:
         self.epoch_records.append(record)
         self.session.publish(**self.epoch_changes())
 

@@ -113,7 +113,7 @@ def assert_same_weights(expected: dict, actual: dict) -> None:
 
 
 def steps_logged(run: Run) -> list[int]:
-    return [record["step"] for record in run.history() if record["kind"] == "step"]
+    return [record.step for record in run.history().steps]
 
 
 @pytest.fixture

@@ -48,12 +48,3 @@ def test_list_runs_gives_each_bad_run_its_reason_and_good_runs_still_work(zoo):
     for kind in BAD_EPOCH_FILES.keys() - {"wrong-shapes"}:  # the listing reads headers only, never tensors
         assert "epoch-0003.safetensors: " in runs[kind].error and runs[kind].epochs == (1, 2, 3)
     assert not marker.exists()
-
-
-def test_a_torn_last_history_line_is_skipped(root):
-    run = Run.at("torn")
-    run.path.mkdir(parents=True)
-    run.append_history([{"kind": "step", "step": 1}, {"kind": "step", "step": 2}])
-    with open(run.path / "history.jsonl", "a") as handle:
-        handle.write('{"kind": "step", "st')
-    assert [record["step"] for record in run.history()] == [1, 2]

@@ -26,7 +26,7 @@ def test_a_run_folder_holds_its_config_epochs_grids_and_history(root):
     epochs = [f"epoch-000{epoch}.{kind}" for epoch in (1, 2) for kind in ("png", "safetensors")]
     assert names == ["config.json", *epochs, "history.jsonl"]
     assert run.config() == tiny_config()
-    kinds = [record["kind"] for record in run.history()]
+    kinds = [record.kind for record in run.history()]
     assert kinds.count("step") == 6 and kinds.count("epoch") == 2
 
 
@@ -82,7 +82,8 @@ def test_leftover_temporary_files_are_ignored_and_removed_on_resume(root):
     partial.write_bytes(run.epoch_path(2).read_bytes()[:500])  # what a kill in mid-write leaves
     assert run.epochs() == [1, 2] and list_runs()[0].error is None
     assert load_generator(run)[2] == 2
-    assert prepare_trainer(run, resume=True, epochs=3).step == 6
+    with run.lock():
+        assert prepare_trainer(run, resume=True, epochs=3).step == 6
     assert not partial.exists()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gan.series import format_duration, smooth, thin
+from gan.series import evenly, format_duration, smooth, thin
 
 
 def test_smoothing_starts_at_the_first_value_and_follows_a_step():
@@ -22,3 +22,8 @@ def test_thinning_keeps_evenly_spaced_values_within_the_limit():
 @pytest.mark.parametrize("seconds, text", [(None, "–"), (0, "0:00"), (65.4, "1:05"), (3725, "1:02:05")])
 def test_durations_read_as_minutes_and_seconds_or_hours(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_picking_evenly_keeps_the_first_and_the_last():
+    assert evenly(list(range(1, 101)), 4) == [1, 34, 67, 100]
+    assert evenly([1, 2], 4) == [1, 2]
