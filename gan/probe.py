@@ -24,7 +24,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from gan.checkpoints import CheckpointError, Run, check_fits, load_state
+from gan.checkpoints import CheckpointError, Run, load_state
 from gan.config import Config
 from gan.data import IMAGE_SIZE, Dataset
 from gan.models import build_discriminator
@@ -184,8 +184,7 @@ def load_discriminator(run: Run, epoch: int) -> tuple[nn.Module, Config]:
     path = run.epoch_path(epoch)
     if not path.is_file():
         raise CheckpointError(f"run {run.name!r} has no saved epoch {epoch} (saved: {run.epochs() or 'none'})")
-    state, config = load_state(path)
-    check_fits(path, config, run.config())
+    state, config = load_state(path, run.config())  # refuses a checkpoint of another model than the run's
     D = build_discriminator(config)
     try:
         D.load_state_dict(state["D"])

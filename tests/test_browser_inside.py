@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from gan.checkpoints import Run
-from gan.session import prepare_trainer, train_run
+from gan.runner import prepare_trainer, train_run
 from tests.conftest import tiny_config
 from tests.test_browser import BROWSER_ARGS, CHROMIUM, ROOT, Screens, free_port, wait_for_health
 

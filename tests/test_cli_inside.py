@@ -11,7 +11,7 @@ from PIL import Image
 from gan.__main__ import main
 from gan.checkpoints import Run
 from gan.data import load_mnist, to_unit_range
-from gan.session import prepare_trainer, train_run
+from gan.runner import prepare_trainer, train_run
 from tests.conftest import tiny_config
 
 

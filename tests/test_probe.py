@@ -24,7 +24,7 @@ from gan.probe import (
     verdict_epochs,
     verdicts,
 )
-from gan.session import prepare_trainer, train_run
+from gan.runner import prepare_trainer, train_run
 from tests.conftest import tiny_config
 
 
