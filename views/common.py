@@ -169,6 +169,13 @@ def thin(values: list, limit: int = CHART_POINTS) -> list:
     return values[::stride]
 
 
+# Room on the right for plotly's mode bar, which stands upright there (shown while the pointer is over a chart), clear
+# of the title and the legend; the buttons that do nothing on these charts are left out.
+CHART_MARGIN = {"l": 10, "r": 40, "t": 40, "b": 10}
+MODEBAR = {"orientation": "v", "remove": ["lasso2d", "select2d", "autoScale2d"]}
+LEGEND_STRIP = 72  # pixels under a chart: the tick labels, the axis title and a one-line legend
+
+
 @dataclass(frozen=True)
 class Marker:
     step: int
@@ -187,7 +194,7 @@ def metric_figure(
     smoothing: float,
     markers: Sequence[Marker] = (),
     highlight: Marker | None = None,
-    height: int = 260,
+    height: int = 300,
     points: int = CHART_POINTS,
 ) -> go.Figure:
     """Raw values (faint) and their smoothed curve (solid) against the step, with optional epoch lines; each curve
@@ -205,21 +212,20 @@ def metric_figure(
         traces.append({"type": "scatter", "x": steps, "y": thin(smooth(raw, smoothing), points), "mode": "lines",
                        "name": LABELS[name], "line": {**line, "width": 2}})  # fmt: skip
     shapes = [vertical_line(marker.step, 1, "dot", "rgba(128,128,128,0.5)") for marker in markers]
-    annotations = []
-    if highlight is not None:
-        shapes.append(vertical_line(highlight.step, 2, "dash", "#7f7f7f"))
-        annotations.append({"x": highlight.step, "xref": "x", "y": 1, "yref": "paper", "text": highlight.label,
-                            "showarrow": False, "xanchor": "right", "yanchor": "bottom"})  # fmt: skip
+    if highlight is not None:  # named in the legend, where its label cannot overlap the legend or the curves
+        shapes.append({**vertical_line(highlight.step, 2, "dash", "#7f7f7f"), "name": highlight.label,
+                       "showlegend": True})  # fmt: skip
     layout = {
         "title": {"text": title, "font": {"size": 15}},
         "height": height,
-        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+        # The legend goes in a strip of its own at the bottom, under the axis title: above the plot it ran into the
+        # title once its entries wrapped (a laptop's screen is narrow enough), and into the mode bar.
+        "margin": {**CHART_MARGIN, "b": LEGEND_STRIP},
+        "legend": {"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0, "xanchor": "left", "x": 0},
         "xaxis": {"title": {"text": "step"}},
-        "modebar": {"orientation": "v"},  # beside the plot, not over the legend
+        "modebar": MODEBAR,
         "hovermode": "x unified",
         "shapes": shapes,
-        "annotations": annotations,
     }
     return go.Figure({"data": traces, "layout": layout}, skip_invalid=False)
 
@@ -233,7 +239,8 @@ def scores_figure(histogram: Sequence[float]) -> go.Figure:
     figure.update_layout(
         title={"text": "Which digits the generator draws (share of samples)", "font": {"size": 15}},
         height=240,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        margin=CHART_MARGIN,
+        modebar=MODEBAR,
         xaxis={"title": "digit (as the judge reads it)", "dtick": 1},
         yaxis_tickformat=".0%",
     )

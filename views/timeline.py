@@ -130,7 +130,8 @@ def scores_over_time(records: dict[int, dict[str, Any]], epoch: int) -> None:
     figure.update_layout(
         title={"text": "FID by epoch (lower is better)", "font": {"size": 15}},
         height=240,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        margin=common.CHART_MARGIN,
+        modebar=common.MODEBAR,
         xaxis={"title": "epoch", "dtick": max(1, len(scored) // 10)},
     )
     st.plotly_chart(figure, key="timeline_fid")
