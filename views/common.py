@@ -35,7 +35,6 @@ LABELS = {
 }
 CHART_POINTS = 3000  # thin long histories before plotting; the browser need not draw 50,000 points
 HIGHLIGHT = "#7f7f7f"  # the chosen epoch's line
-CHART_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 STOP_WAIT = 10.0  # seconds to let a released job save its state and end
 
 
@@ -182,6 +181,13 @@ def real_typical_distance() -> float:
 # --- charts ---------------------------------------------------------------------------------------------------
 
 
+# Room on the right for plotly's mode bar, which stands upright there (shown while the pointer is over a chart), clear
+# of the title and the legend; the buttons that do nothing on these charts are left out.
+CHART_MARGIN = {"l": 10, "r": 40, "t": 40, "b": 10}
+MODEBAR = {"orientation": "v", "remove": ["lasso2d", "select2d", "autoScale2d"]}
+LEGEND_STRIP = 72  # pixels under a chart: the tick labels, the axis title and a one-line legend
+
+
 @dataclass(frozen=True)
 class Marker:
     step: int
@@ -190,7 +196,8 @@ class Marker:
 
 def chart_layout(title: str, height: int, **more: Any) -> dict[str, Any]:
     """The layout every chart shares: a small title, tight margins; `more` adds to it or overrides it."""
-    return {"title": {"text": title, "font": {"size": 15}}, "height": height, "margin": CHART_MARGIN, **more}
+    layout = {"title": {"text": title, "font": {"size": 15}}, "height": height, "margin": CHART_MARGIN}
+    return {**layout, "modebar": MODEBAR, **more}
 
 
 def vertical_line(x: float, width: int, dash: str, color: str) -> dict[str, Any]:
@@ -229,7 +236,7 @@ def metric_figure(
     smoothing: float,
     markers: Sequence[Marker] = (),
     highlight: Marker | None = None,
-    height: int = 260,
+    height: int = 300,
     points: int = CHART_POINTS,
 ) -> go.Figure:
     """Raw values (faint) and their smoothed curve (solid) against the step, with optional epoch lines; each curve
@@ -243,30 +250,19 @@ def metric_figure(
         raw = [getattr(record, name) for record in records]
         traces += curves(steps, raw, smooth(raw, smoothing), name, points)
     shapes = [vertical_line(marker.step, 1, "dot", "rgba(128,128,128,0.5)") for marker in markers]
-    annotations = []
-    if highlight is not None:
-        shapes.append(vertical_line(highlight.step, 2, "dash", HIGHLIGHT))
-        annotations.append(
-            {
-                "x": highlight.step,
-                "xref": "x",
-                "y": 1,
-                "yref": "paper",
-                "text": highlight.label,
-                "showarrow": False,
-                "xanchor": "right",
-                "yanchor": "bottom",
-            }
-        )
+    if highlight is not None:  # named in the legend, where its label cannot overlap the legend or the curves
+        line = vertical_line(highlight.step, 2, "dash", HIGHLIGHT)
+        shapes.append({**line, "name": highlight.label, "showlegend": True})
     layout = chart_layout(
         title,
         height,
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+        # The legend goes in a strip of its own at the bottom, under the axis title: above the plot it ran into the
+        # title once its entries wrapped (a laptop's screen is narrow enough), and into the mode bar.
+        margin={**CHART_MARGIN, "b": LEGEND_STRIP},
+        legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0, "xanchor": "left", "x": 0},
         xaxis={"title": {"text": "step"}},
-        modebar={"orientation": "v"},  # beside the plot, not over the legend
         hovermode="x unified",
         shapes=shapes,
-        annotations=annotations,
     )
     return go.Figure({"data": traces, "layout": layout}, skip_invalid=False)
 
