@@ -13,23 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from gan.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator
-from gan.config import LOSSES, PRECISIONS, PRESETS, Config, ConfigError
+from gan.config import G_NORMS, LOSSES, PRECISIONS, PRESETS, UPSAMPLES, Config, ConfigError
 from gan.data import DataError, to_unit_range
 from gan.images import grid_png
+from gan.judge import SPECS, JudgeError, judge_is_cached, judge_path, load_judge, load_judges, train_and_save
 from gan.latent import sample
-from gan.metrics import (
-    EVAL_SAMPLES,
-    JudgeError,
-    Scores,
-    judge_accuracy,
-    judge_is_cached,
-    judge_path,
-    load_judge,
-    reference_scores,
-    save_judge,
-    score_generator,
-    train_judge,
-)
+from gan.metrics import EVAL_SAMPLES, REAL_KEY, Scores, reference_scores, score_generator
 from gan.models import count_parameters
 from gan.session import RunError, prepare_trainer, train_run
 from gan.train import Control, StepMetrics, TrainingDiverged, configure_threads
@@ -37,7 +26,7 @@ from gan.train import Control, StepMetrics, TrainingDiverged, configure_threads
 USER_ERRORS = (ConfigError, CheckpointError, DataError, RunError, TrainingDiverged, JudgeError, ValueError, OSError)
 CONFIG_FLAGS = (
     "preset", "epochs", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "latent_dim", "width", "loss", "ema_decay",
-    "seed", "device", "precision", "checkpoint_every", "steps_per_epoch",
+    "seed", "device", "precision", "checkpoint_every", "steps_per_epoch", "upsample", "g_norm",
 )  # fmt: skip
 
 
@@ -79,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--precision", choices=PRECISIONS)
     train.add_argument("--checkpoint-every", type=int, help="epochs between saved epoch files")
     train.add_argument("--steps-per-epoch", type=int, help="cap the batches per epoch (quick experiments)")
+    train.add_argument("--upsample", choices=UPSAMPLES, help="conv generators: transposed convolutions or nearest")
+    train.add_argument("--g-norm", choices=G_NORMS, help="classic generator: normalisation of the hidden layers")
     train.add_argument("--no-eval", action="store_true", help="skip scoring samples after each epoch")
 
     sampler = commands.add_parser("sample", help="draw samples from a saved epoch to a PNG grid or .npy array")
@@ -93,9 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="list runs with their epochs and last losses")
     runs.set_defaults(command=runs_command)
 
-    judge = commands.add_parser("judge", help="the digit classifier behind the quality scores")
+    judge = commands.add_parser("judge", help="the two digit classifiers behind the quality scores")
     judge.set_defaults(command=judge_command)
-    judge.add_argument("--train", action="store_true", help="train it afresh (about half a minute) and cache it")
+    judge.add_argument(
+        "--train", action="store_true", help="train both afresh (a minute or two), compare with the shipped files"
+    )
+    judge.add_argument(
+        "--out", type=Path, help="folder for the trained files (default: the cache; gan/judges rebuilds the shipped)"
+    )
 
     evaluate = commands.add_parser("eval", help="quality scores of a run's epochs: FID, classifier score, classes")
     evaluate.set_defaults(command=eval_command)
@@ -130,8 +126,9 @@ def train_command(args: argparse.Namespace) -> int:
         trainer = prepare_trainer(run, config)
     config = trainer.config
     if config.evaluate and not judge_is_cached():
-        print("first, the digit judge that scores each epoch is trained once (about half a minute) ...")
-        load_judge()
+        print("first, the digit judges that score each epoch are trained once (a minute or two) ...")
+    if config.evaluate:
+        load_judges()
     print(
         f"run {run.name} ({run.path}): preset {config.preset}, G {count_parameters(trainer.G):,} parameters, "
         f"D {count_parameters(trainer.D):,} parameters, device {trainer.device} ({threads} CPU threads), "
@@ -181,7 +178,11 @@ def _scores_text(record: dict) -> str:
     scores = record.get("scores")
     if not scores:
         return ""
-    return f", FID {scores['fid']:.2f}, score {scores['classifier_score']:.2f}, classes {scores['classes_covered']}"
+    second = "" if scores.get("fid_second") is None else f", FID 2 {scores['fid_second']:.2f}"
+    return (
+        f", FID {scores['fid']:.2f}{second}, score {scores['classifier_score']:.2f}, "
+        f"classes {scores['classes_covered']}"
+    )
 
 
 def sample_command(args: argparse.Namespace) -> int:
@@ -217,18 +218,21 @@ def runs_command(args: argparse.Namespace) -> int:
 
 
 def judge_command(args: argparse.Namespace) -> int:
-    path = judge_path()
-    if args.train or not judge_is_cached():
-        print(f"training the digit judge (MNIST classifier) into {path} ...")
-        started = time.perf_counter()
-        judge = train_judge()
-        accuracy = judge_accuracy(judge)
-        judge.metadata["accuracy"] = f"{accuracy:.4f}"
-        save_judge(judge, path)
-        print(f"trained in {time.perf_counter() - started:.1f} s: test accuracy {accuracy:.2%}")
+    if not args.train:
+        for name in SPECS:
+            judge = load_judge(name=name)
+            source = "shipped weights" if judge.metadata.get("source") == "shipped" else judge_path(name=name)
+            print(f"{name} judge ({source}): test accuracy {float(judge.metadata.get('accuracy', 'nan')):.2%}")
         return 0
-    judge = load_judge()
-    print(f"digit judge at {path}: test accuracy {float(judge.metadata.get('accuracy', 'nan')):.2%}")
+    for name, spec in SPECS.items():
+        path = None if args.out is None else args.out / spec.file_name
+        print(f"training the {name} judge (MNIST classifier, seed {spec.seed}) ...", flush=True)
+        trained = train_and_save(name, path)
+        same = "the same bytes as the shipped file" if trained.matches_shipped else "differs from the shipped file"
+        print(
+            f"  {trained.path}: {trained.seconds:.1f} s, test accuracy {trained.accuracy:.2%}, "
+            f"{trained.path.stat().st_size:,} bytes, sha256 {trained.sha256} ({same})"
+        )
     return 0
 
 
@@ -239,24 +243,45 @@ def eval_command(args: argparse.Namespace) -> int:
     epochs = [args.epoch] if args.epoch is not None else run.epochs()
     if not epochs:
         raise CheckpointError(f"run {run.name!r} has no saved epochs yet")
-    judge = load_judge()
-    print(f"run {run.name} ({config.preset}); {EVAL_SAMPLES} samples per score, against the 10,000 test digits")
-    print(f"{'':<22} {'FID':>8} {'score':>6} {'classes':>7} {'confidence':>10} {'agreement':>9}  warnings")
-    for name, scores in reference_scores(judge, n=EVAL_SAMPLES).items():
-        print(_scores_row(f"({name})", scores))
+    judges = load_judges()
+    references = reference_scores(judges, n=EVAL_SAMPLES)
+    floor = references[REAL_KEY]
+    print(
+        f"run {run.name} ({config.preset}); {EVAL_SAMPLES} samples per score, against the 10,000 test digits; "
+        f"FID on two judges ({', '.join(SPECS)}), each beside its floor (x: times the real training digits' FID); "
+        "precision, recall, density, coverage on the first judge (k=5)"
+    )
+    print(
+        f"{'':<22} {'FID':>8} {'x':>5} {'FID 2':>8} {'x':>5} {'score':>6} {'classes':>7} {'prec':>5} {'rec':>5} "
+        f"{'dens':>5} {'cov':>5} {'confidence':>10} {'agreement':>9}  warnings"
+    )
+    for name, scores in references.items():
+        print(_scores_row(f"({name})", scores, floor))
     for epoch in epochs:
-        scores = Scores.from_dict(saved[epoch]) if saved.get(epoch) else score_generator(load_generator(run, epoch)[0])
-        print(_scores_row(f"epoch {epoch}", scores))
+        scores = Scores.from_dict(saved[epoch]) if saved.get(epoch) else None
+        if scores is None or scores.fid_second is None:  # not scored, or scored before the second judge
+            scores = score_generator(load_generator(run, epoch)[0], judges)
+        print(_scores_row(f"epoch {epoch}", scores, floor))
     return 0
 
 
-def _scores_row(label: str, scores: Scores) -> str:
+def _scores_row(label: str, scores: Scores, floor: Scores) -> str:
     agreement = "-" if scores.label_agreement is None else f"{scores.label_agreement:.1%}"
     warnings = "; ".join(scores.warnings[:2]) + (" ..." if len(scores.warnings) > 2 else "")
+    neighbours = " ".join(_number(value, 5, ".2f") for value in (scores.precision, scores.recall, scores.density))
     return (
-        f"{label:<22} {scores.fid:>8.2f} {scores.classifier_score:>6.2f} {scores.classes_covered:>7} "
-        f"{scores.mean_confidence:>10.1%} {agreement:>9}  {warnings}"
+        f"{label:<22} {scores.fid:>8.2f} {scores.fid / floor.fid:>5.2f} {_number(scores.fid_second, 8, '.2f')} "
+        f"{_ratio(scores.fid_second, floor.fid_second)} {scores.classifier_score:>6.2f} {scores.classes_covered:>7} "
+        f"{neighbours} {_number(scores.coverage, 5, '.2f')} {scores.mean_confidence:>10.1%} {agreement:>9}  {warnings}"
     )
+
+
+def _number(value: float | None, width: int, spec: str) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}{spec}}"
+
+
+def _ratio(value: float | None, floor: float | None) -> str:
+    return _number(None if value is None or not floor else value / floor, 5, ".2f")
 
 
 if __name__ == "__main__":

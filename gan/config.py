@@ -11,6 +11,8 @@ PRESETS = ("classic", "dcgan", "cdcgan")
 LOSSES = ("bce", "hinge")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
+UPSAMPLES = ("transposed", "nearest")
+G_NORMS = ("none", "batch")
 
 # What each preset trains best with on a CPU (chosen by bench/quality.py); anything given explicitly wins.
 PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -47,12 +49,17 @@ class Config:
     checkpoint_every: int = 1  # epochs between saved epoch files (the last epoch is always saved)
     steps_per_epoch: int | None = None  # cap on batches per epoch; None trains on the whole set
     evaluate: bool = True  # score samples with the digit judge after each epoch
+    # model options; the defaults are the original designs, so runs saved before these existed load unchanged
+    upsample: str = "transposed"  # conv presets' generator: transposed convolutions, or nearest + 3x3 convolution
+    g_norm: str = "none"  # classic generator's hidden layers: no normalisation, or batch norm
 
     def __post_init__(self) -> None:
         _check_choice("preset", self.preset, PRESETS)
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("device", self.device, DEVICES)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("upsample", self.upsample, UPSAMPLES)
+        _check_choice("g_norm", self.g_norm, G_NORMS)
         _check_int("latent_dim", self.latent_dim, 1, 1024)
         _check_int("width", self.width, 1, 2048)
         _check_int("batch_size", self.batch_size, 1, 60_000)

@@ -14,7 +14,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from gan.checkpoints import CheckpointError, RunInfo
 from gan.config import LOSSES, PRECISIONS, PRESETS, Config, ConfigError
-from gan.metrics import judge_is_cached
+from gan.judge import judge_is_cached
 from gan.session import RunError, Snapshot
 from gan.train import FIXED_SAMPLES
 from views import common
