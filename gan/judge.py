@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from gan.checkpoints import atomic_write
 from gan.data import DEFAULT_DATA_DIR, IMAGE_SIZE, NUM_CLASSES, batches, batches_per_epoch, load_mnist
+from gan.files import atomic_write
 
 FORMAT_VERSION = 3  # bump when an architecture or training recipe changes: cached judges are then retrained
 CACHE_ENV = "GAN_STUDIO_CACHE"
