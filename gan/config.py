@@ -16,7 +16,15 @@ G_NORMS = ("none", "batch")
 
 # What each preset trains best with on a CPU (chosen by bench/quality.py); anything given explicitly wins.
 PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "classic": {"latent_dim": 100, "width": 256, "batch_size": 128, "lr_g": 2e-4, "lr_d": 2e-4, "g_norm": "batch"},
+    "classic": {
+        "latent_dim": 100,
+        "width": 256,
+        "batch_size": 128,
+        "lr_g": 2e-4,
+        "lr_d": 2e-4,
+        "g_norm": "batch",
+        "precision": "bf16",
+    },
     "dcgan": {"latent_dim": 64, "width": 32, "batch_size": 128, "lr_g": 5e-4, "lr_d": 5e-4, "precision": "bf16"},
     "cdcgan": {"latent_dim": 64, "width": 32, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4, "precision": "bf16"},
 }
