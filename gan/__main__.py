@@ -7,29 +7,55 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from gan.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator, printable
-from gan.config import G_NORMS, LOSSES, PRECISIONS, PRESETS, UPSAMPLES, Config, ConfigError
-from gan.data import DataError, to_unit_range
+from gan.config import DEFAULT_PRESET, SETTINGS, Config, ConfigError, Setting
+from gan.data import NUM_CLASSES, DataError, to_unit_range
 from gan.history import EpochRecord
 from gan.images import grid_png
 from gan.judge import SPECS, JudgeError, judge_is_cached, judge_path, load_judge, load_judges, train_and_save
 from gan.latent import sample
 from gan.metrics import EVAL_SAMPLES, REAL_KEY, Scores, reference_scores, score_generator
 from gan.models import check_memory, count_parameters
-from gan.session import RunError, check_same_settings, check_startable, prepare_trainer, train_run
-from gan.train import Control, StepMetrics, TrainingDiverged, configure_threads
+from gan.runner import RunError, check_same_settings, check_startable, prepare_trainer, train_run
+from gan.train import Control, DeviceUnavailable, StepMetrics, Trainer, TrainingDiverged, configure_threads
 
-USER_ERRORS = (ConfigError, CheckpointError, DataError, RunError, TrainingDiverged, JudgeError, ValueError, OSError)
-CONFIG_FLAGS = (
-    "preset", "epochs", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "latent_dim", "width", "loss", "ema_decay",
-    "seed", "device", "precision", "checkpoint_every", "steps_per_epoch", "upsample", "g_norm",
-)  # fmt: skip
+
+class UsageError(Exception):
+    """A command's own flag (not a setting) has a value that is not allowed."""
+
+
+class WriteError(Exception):
+    """An output file could not be written: no such folder, no permission, disk full."""
+
+
+# Errors a user can cause: one line, no traceback. Anything else is a bug and shows its traceback.
+USER_ERRORS = (
+    ConfigError,
+    CheckpointError,
+    DataError,
+    RunError,
+    TrainingDiverged,
+    JudgeError,
+    DeviceUnavailable,
+    UsageError,
+    WriteError,
+)
+
+
+@contextmanager
+def writing() -> Iterator[None]:
+    """Report a failed write as a user error (it names the file); the saved epochs are untouched."""
+    try:
+        yield
+    except OSError as error:
+        raise WriteError(str(error)) from error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,25 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run", help="run name (default: <preset>-<date>-<time>)")
     train.add_argument("--resume", action="store_true", help="continue the run from its newest saved state")
     train.add_argument("--max-minutes", type=float, help="stop after this many minutes of training, saving the state")
-    train.add_argument("--preset", choices=PRESETS, default=None, help="model preset (default: cdcgan)")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr-g", type=float)
-    train.add_argument("--lr-d", type=float)
-    train.add_argument("--beta1", type=float)
-    train.add_argument("--beta2", type=float)
-    train.add_argument("--latent-dim", type=int)
-    train.add_argument("--width", type=int)
-    train.add_argument("--loss", choices=LOSSES)
-    train.add_argument("--ema-decay", type=float)
-    train.add_argument("--seed", type=int)
-    train.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    train.add_argument("--precision", choices=PRECISIONS)
-    train.add_argument("--checkpoint-every", type=int, help="epochs between saved epoch files")
-    train.add_argument("--steps-per-epoch", type=int, help="cap the batches per epoch (quick experiments)")
-    train.add_argument("--upsample", choices=UPSAMPLES, help="conv generators: transposed convolutions or nearest")
-    train.add_argument("--g-norm", choices=G_NORMS, help="classic generator: normalisation of the hidden layers")
-    train.add_argument("--no-eval", action="store_true", help="skip scoring samples after each epoch")
+    for setting in SETTINGS.values():
+        add_setting(train, setting)
 
     sampler = commands.add_parser("sample", help="draw samples from a saved epoch to a PNG grid or .npy array")
     sampler.set_defaults(command=sample_command)
@@ -102,41 +111,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
+    """A flag for a setting; left out, it is None, so the preset's value (or the saved run's) holds."""
+    if setting.kind is bool:
+        parser.add_argument(
+            setting.cli_flag, dest=setting.name, action="store_const", const=False, help=f"do not {setting.help}"
+        )
+        return
+    details = {"choices": setting.choices} if setting.choices else {"metavar": setting.kind.__name__.upper()}
+    allowed = "" if setting.choices else f" ({setting.allowed()})"
+    parser.add_argument(
+        setting.cli_flag, dest=setting.name, type=setting.kind, help=f"{setting.help}{allowed}", **details
+    )
+
+
+def given_settings(args: argparse.Namespace) -> dict[str, object]:
+    return {name: getattr(args, name) for name in SETTINGS if getattr(args, name) is not None}
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
-    overrides = {name: getattr(args, name) for name in CONFIG_FLAGS if name != "preset"}
-    if args.no_eval:
-        overrides["evaluate"] = False
-    return Config.for_preset(args.preset or "cdcgan", **overrides)
+    given = given_settings(args)
+    return Config.for_preset(given.pop("preset", DEFAULT_PRESET), **given)
 
 
 def train_command(args: argparse.Namespace) -> int:
     if args.max_minutes is not None and not 0 < args.max_minutes < math.inf:
-        raise ValueError(f"--max-minutes={args.max_minutes} is not allowed: a number of minutes above 0")
+        raise UsageError(f"--max-minutes={args.max_minutes} is not allowed: a number of minutes above 0")
     threads = configure_threads()
-    if args.resume:
-        if not args.run:
-            raise RunError("--resume needs --run NAME")
-        run = Run.at(args.run, args.root)
-        given = {name: getattr(args, name) for name in CONFIG_FLAGS if name != "epochs"}
-        if args.no_eval:
-            given["evaluate"] = False
-        check_startable(run, resume=True)
-        saved = run.config()
-        check_same_settings(saved, given)
-        if args.epochs is not None:
-            saved.replace(epochs=args.epochs)  # a bad count is refused before anything is touched
-        config = None
-    else:
-        config = config_from_args(args)
-        run = Run.at(args.run or f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
-        check_startable(run, resume=False)
-        check_memory(config)
-    with run.lock():  # held for the whole job: a second writer of this run is refused
+    run, config = resumed_run(args) if args.resume else new_run(args)
+    with writing(), run.lock():  # the lock is held for the whole job: a second writer of this run is refused
         trainer = prepare_trainer(run, config, resume=args.resume, epochs=args.epochs)
         return _train(args, run, trainer, threads)
 
 
-def _train(args: argparse.Namespace, run: Run, trainer, threads: int) -> int:
+def resumed_run(args: argparse.Namespace) -> tuple[Run, None]:
+    """The run to resume, once the flags are known to fit it; settings repeated unchanged are allowed (people re-run
+    their first command with --resume), a real change is refused before anything is touched."""
+    if not args.run:
+        raise RunError("--resume needs --run NAME")
+    run = Run.at(args.run, args.root)
+    check_startable(run, resume=True)
+    saved = run.config()
+    check_same_settings(saved, {name: value for name, value in given_settings(args).items() if name != "epochs"})
+    if args.epochs is not None:
+        saved.replace(epochs=args.epochs)  # a bad count is refused here
+    return run, None
+
+
+def new_run(args: argparse.Namespace) -> tuple[Run, Config]:
+    config = config_from_args(args)
+    run = Run.at(args.run or f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
+    check_startable(run, resume=False)
+    check_memory(config)
+    return run, config
+
+
+def _train(args: argparse.Namespace, run: Run, trainer: Trainer, threads: int) -> int:
     config = trainer.config
     if config.evaluate and not judge_is_cached():
         print("first, the digit judges that score each epoch are trained once (a minute or two) ...")
@@ -154,37 +184,42 @@ def _train(args: argparse.Namespace, run: Run, trainer, threads: int) -> int:
     return 0
 
 
-def _train_with_progress(run: Run, trainer, control: Control, max_minutes: float | None) -> str:
-    from tqdm import tqdm
+class ProgressBar:
+    """tqdm's bar for the steps, and one line per epoch: its time, its speed and its scores."""
 
-    bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True)
+    def __init__(self, trainer: Trainer):
+        from tqdm import tqdm
 
-    def on_step(metrics: StepMetrics) -> None:
-        bar.update(1)
+        self.trainer = trainer
+        self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True)
+        self.epoch_started = trainer.seconds  # training seconds when the epoch in progress began
+
+    def on_step(self, metrics: StepMetrics) -> None:
+        self.bar.update(1)
         if metrics.batch % 10 == 0:
-            bar.set_postfix(
-                epoch=metrics.epoch + 1,
+            self.bar.set_postfix(
+                epoch=metrics.epoch + 1,  # the epoch in progress, counted from 1 as the epoch lines are
                 loss_d=f"{metrics.loss_d:.3f}",
                 loss_g=f"{metrics.loss_g:.3f}",
                 img_s=f"{metrics.images_per_sec:,.0f}",
                 refresh=False,
             )
 
-    def on_epoch(epoch: int, record: EpochRecord) -> None:
-        steps = trainer.steps_per_epoch
-        seconds = record.seconds - getattr(on_epoch, "previous", 0.0)
-        on_epoch.previous = record.seconds
-        bar.write(
-            f"epoch {epoch}: {seconds:.1f} s, {steps * trainer.config.batch_size / max(seconds, 1e-9):,.0f} images/s"
-            + _scores_text(record)
+    def on_epoch(self, epochs_done: int, record: EpochRecord) -> None:
+        seconds, self.epoch_started = record.seconds - self.epoch_started, record.seconds
+        images = self.trainer.steps_per_epoch * self.trainer.config.batch_size
+        self.bar.write(
+            f"epoch {epochs_done}: {seconds:.1f} s, {images / max(seconds, 1e-9):,.0f} images/s" + _scores_text(record)
         )
 
-    on_epoch.previous = trainer.seconds
+
+def _train_with_progress(run: Run, trainer: Trainer, control: Control, max_minutes: float | None) -> str:
+    progress = ProgressBar(trainer)
     max_seconds = None if max_minutes is None else max_minutes * 60
     try:
-        return train_run(run, trainer, control, on_step, on_epoch, max_seconds=max_seconds)
+        return train_run(run, trainer, control, progress.on_step, progress.on_epoch, max_seconds=max_seconds)
     finally:
-        bar.close()
+        progress.bar.close()
 
 
 def _scores_text(record: EpochRecord) -> str:
@@ -200,19 +235,22 @@ def _scores_text(record: EpochRecord) -> str:
 
 def sample_command(args: argparse.Namespace) -> int:
     if not 1 <= args.n <= 10_000:
-        raise ValueError(f"--n={args.n} is not allowed: a whole number from 1 to 10000")
+        raise UsageError(f"--n={args.n} is not allowed: a whole number from 1 to 10000")
+    if args.digit is not None and not 0 <= args.digit < NUM_CLASSES:
+        raise UsageError(f"digit={args.digit} is not allowed: a digit from 0 to 9")
     G, config, epoch = load_generator(Run.at(args.run, args.root), args.epoch)
     images, _ = sample(G, args.n, args.seed, args.digit)
     if not torch.isfinite(images).all():
         raise CheckpointError(f"run {args.run!r} epoch {epoch}: the generator draws NaN or infinite pixels")
     suffix = args.out.suffix.lower()
-    if suffix == ".npy":
-        np.save(args.out, to_unit_range(images)[:, 0].numpy())
-    elif suffix == ".png":
-        nrow = 10 if config.conditional and args.digit is None else math.ceil(math.sqrt(args.n))
-        args.out.write_bytes(grid_png(images, nrow=nrow))
-    else:
-        raise ValueError(f"--out={args.out} is not allowed: the file must end in .png or .npy")
+    if suffix not in (".npy", ".png"):
+        raise UsageError(f"--out={args.out} is not allowed: the file must end in .png or .npy")
+    with writing():
+        if suffix == ".npy":
+            np.save(args.out, to_unit_range(images)[:, 0].numpy())
+        else:
+            nrow = 10 if config.conditional and args.digit is None else math.ceil(math.sqrt(args.n))
+            args.out.write_bytes(grid_png(images, nrow=nrow))
     print(f"wrote {args.n} samples from {args.run} epoch {epoch} to {args.out}")
     return 0
 
@@ -245,7 +283,8 @@ def judge_command(args: argparse.Namespace) -> int:
     for name, spec in SPECS.items():
         path = None if args.out is None else args.out / spec.file_name
         print(f"training the {name} judge (MNIST classifier, seed {spec.seed}) ...", flush=True)
-        trained = train_and_save(name, path)
+        with writing():
+            trained = train_and_save(name, path)
         same = "the same bytes as the shipped file" if trained.matches_shipped else "differs from the shipped file"
         print(
             f"  {trained.path}: {trained.seconds:.1f} s, test accuracy {trained.accuracy:.2%}, "

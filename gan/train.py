@@ -3,6 +3,10 @@
 The loop does no file or UI work. It reports through callbacks (`on_step`, `on_epoch_end`) and obeys a
 `Control` (stop, pause) checked before every step, so a request takes effect within one step. All randomness
 comes from seeded generators whose state is part of `state_dict()`, so a resumed run continues bit for bit.
+
+Epochs, counted one way: `Trainer.epoch` and `StepMetrics.epoch` are the epochs completed before the step, which is
+also the 0-based index of the epoch in progress; `on_epoch_end(epochs_done)`, saved epoch files and the history's
+epoch records count completed epochs, from 1. A UI shows the epoch in progress as `epoch + 1`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ FIXED_SAMPLES = 100  # a 10 x 10 grid; for conditional presets row r shows digit
 # Adam bounds each update, so a too-high learning rate rarely gives NaN: the logits grow without limit instead.
 # A healthy GAN's losses stay below ~20; past this the run has exploded and will not recover.
 EXPLODED_LOSS = 1e5
+
+
+class DeviceUnavailable(RuntimeError):
+    """The config asks for a device this machine does not have."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -84,7 +92,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda was asked for, but no CUDA GPU is available; use device=auto or cpu")
+        raise DeviceUnavailable("device=cuda was asked for, but no CUDA GPU is available; use device=auto or cpu")
     return torch.device(name)
 
 

@@ -23,6 +23,7 @@ from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
 from gan.history import EpochRecord, History, StepRecord
 from gan.images import png_bytes
 from gan.latent import Directions, principal_directions, typical_distance
+from gan.series import smooth, thin
 from gan.session import TrainingSession
 
 COLORS = {"loss_d": "#1f77b4", "loss_g": "#ff7f0e", "d_real": "#2ca02c", "d_fake": "#d62728"}
@@ -33,18 +34,29 @@ LABELS = {
     "d_fake": "D(G(z)): fake judged real",
 }
 CHART_POINTS = 3000  # thin long histories before plotting; the browser need not draw 50,000 points
-# Short epochs (12,800 images, about 12 s on a laptop CPU) so that the timeline fills while a newcomer watches;
-# scoring only when the digit judge is already built, so that nothing delays the first digits.
-QUICK_START = {"preset": "cdcgan", "epochs": 10, "steps_per_epoch": 200}
+HIGHLIGHT = "#7f7f7f"  # the chosen epoch's line
+STOP_WAIT = 10.0  # seconds to let a released job save its state and end
 
 
 # --- the process-wide job and the run picker ------------------------------------------------------------------
 
 
-@st.cache_resource
+def release_session(session: TrainingSession) -> None:
+    """Streamlit dropped the session (e.g. "Clear caches"): stop its job, so that no thread trains unseen and the
+    next session cannot start a second job beside it."""
+    session.stop(wait=STOP_WAIT)
+
+
+@st.cache_resource(on_release=release_session)
 def get_session() -> TrainingSession:
     """One trainer for the whole server: every tab and every refresh attaches to the same job."""
     return TrainingSession()
+
+
+def no_runs() -> None:
+    """What a page that shows a run says when there is none yet."""
+    st.info("No runs yet. Start one on the Train page.")
+    st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
 
 
 def plain(text: object) -> str:
@@ -169,18 +181,11 @@ def real_typical_distance() -> float:
 # --- charts ---------------------------------------------------------------------------------------------------
 
 
-def smooth(values: Sequence[float], weight: float) -> list[float]:
-    """TensorBoard's smoothing: an exponential moving average, debiased so the start is not pulled to zero."""
-    smoothed, average = [], 0.0
-    for count, value in enumerate(values, start=1):
-        average = weight * average + (1 - weight) * value
-        smoothed.append(average / (1 - weight**count) if weight > 0 else value)
-    return smoothed
-
-
-def thin(values: list, limit: int = CHART_POINTS) -> list:
-    stride = max(1, -(-len(values) // limit))
-    return values[::stride]
+# Room on the right for plotly's mode bar, which stands upright there (shown while the pointer is over a chart), clear
+# of the title and the legend; the buttons that do nothing on these charts are left out.
+CHART_MARGIN = {"l": 10, "r": 40, "t": 40, "b": 10}
+MODEBAR = {"orientation": "v", "remove": ["lasso2d", "select2d", "autoScale2d"]}
+LEGEND_STRIP = 72  # pixels under a chart: the tick labels, the axis title and a one-line legend
 
 
 @dataclass(frozen=True)
@@ -189,9 +194,39 @@ class Marker:
     label: str
 
 
-def vertical_line(step: int, width: int, dash: str, color: str) -> dict[str, Any]:
-    return {"type": "line", "xref": "x", "yref": "paper", "x0": step, "x1": step, "y0": 0, "y1": 1,
-            "line": {"width": width, "dash": dash, "color": color}}  # fmt: skip
+def chart_layout(title: str, height: int, **more: Any) -> dict[str, Any]:
+    """The layout every chart shares: a small title, tight margins; `more` adds to it or overrides it."""
+    layout = {"title": {"text": title, "font": {"size": 15}}, "height": height, "margin": CHART_MARGIN}
+    return {**layout, "modebar": MODEBAR, **more}
+
+
+def vertical_line(x: float, width: int, dash: str, color: str) -> dict[str, Any]:
+    line = {"width": width, "dash": dash, "color": color}
+    return {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1, "line": line}
+
+
+def curves(steps: list[int], raw: list[float], smoothed: list[float], name: str, points: int) -> list[dict[str, Any]]:
+    """A metric's raw values (faint, no legend) and its smoothed curve, each thinned to about `points`."""
+    line = {"color": COLORS[name]}
+    faint = {
+        "type": "scatter",
+        "x": steps,
+        "y": thin(raw, points),
+        "mode": "lines",
+        "opacity": 0.25,
+        "line": {**line, "width": 1},
+        "hoverinfo": "skip",
+        "showlegend": False,
+    }
+    solid = {
+        "type": "scatter",
+        "x": steps,
+        "y": thin(smoothed, points),
+        "mode": "lines",
+        "name": LABELS[name],
+        "line": {**line, "width": 2},
+    }
+    return [faint, solid]
 
 
 def metric_figure(
@@ -201,7 +236,7 @@ def metric_figure(
     smoothing: float,
     markers: Sequence[Marker] = (),
     highlight: Marker | None = None,
-    height: int = 260,
+    height: int = 300,
     points: int = CHART_POINTS,
 ) -> go.Figure:
     """Raw values (faint) and their smoothed curve (solid) against the step, with optional epoch lines; each curve
@@ -213,28 +248,22 @@ def metric_figure(
     traces = []
     for name in names:
         raw = [getattr(record, name) for record in records]
-        line = {"color": COLORS[name]}
-        traces.append({"type": "scatter", "x": steps, "y": thin(raw, points), "mode": "lines", "opacity": 0.25,
-                       "line": {**line, "width": 1}, "hoverinfo": "skip", "showlegend": False})  # fmt: skip
-        traces.append({"type": "scatter", "x": steps, "y": thin(smooth(raw, smoothing), points), "mode": "lines",
-                       "name": LABELS[name], "line": {**line, "width": 2}})  # fmt: skip
+        traces += curves(steps, raw, smooth(raw, smoothing), name, points)
     shapes = [vertical_line(marker.step, 1, "dot", "rgba(128,128,128,0.5)") for marker in markers]
-    annotations = []
-    if highlight is not None:
-        shapes.append(vertical_line(highlight.step, 2, "dash", "#7f7f7f"))
-        annotations.append({"x": highlight.step, "xref": "x", "y": 1, "yref": "paper", "text": highlight.label,
-                            "showarrow": False, "xanchor": "right", "yanchor": "bottom"})  # fmt: skip
-    layout = {
-        "title": {"text": title, "font": {"size": 15}},
-        "height": height,
-        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
-        "xaxis": {"title": {"text": "step"}},
-        "modebar": {"orientation": "v"},  # beside the plot, not over the legend
-        "hovermode": "x unified",
-        "shapes": shapes,
-        "annotations": annotations,
-    }
+    if highlight is not None:  # named in the legend, where its label cannot overlap the legend or the curves
+        line = vertical_line(highlight.step, 2, "dash", HIGHLIGHT)
+        shapes.append({**line, "name": highlight.label, "showlegend": True})
+    layout = chart_layout(
+        title,
+        height,
+        # The legend goes in a strip of its own at the bottom, under the axis title: above the plot it ran into the
+        # title once its entries wrapped (a laptop's screen is narrow enough), and into the mode bar.
+        margin={**CHART_MARGIN, "b": LEGEND_STRIP},
+        legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0, "xanchor": "left", "x": 0},
+        xaxis={"title": {"text": "step"}},
+        hovermode="x unified",
+        shapes=shapes,
+    )
     return go.Figure({"data": traces, "layout": layout}, skip_invalid=False)
 
 
@@ -244,14 +273,19 @@ def epoch_markers(epoch_records: Sequence[EpochRecord]) -> list[Marker]:
 
 def scores_figure(histogram: Sequence[float]) -> go.Figure:
     figure = go.Figure(go.Bar(x=[str(digit) for digit in range(len(histogram))], y=list(histogram)))
-    figure.update_layout(
-        title={"text": "Which digits the generator draws (share of samples)", "font": {"size": 15}},
-        height=240,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        xaxis={"title": "digit (as the judge reads it)", "dtick": 1},
-        yaxis_tickformat=".0%",
-    )
+    title = "Which digits the generator draws (share of samples)"
+    xaxis = {"title": "digit (as the judge reads it)", "dtick": 1}
+    figure.update_layout(chart_layout(title, 240, xaxis=xaxis, yaxis={"tickformat": ".0%"}))
     figure.add_hline(y=0.1, line={"width": 1, "dash": "dot"}, annotation_text="balanced: 10% each")
+    return figure
+
+
+def fid_figure(epochs: Sequence[int], fids: Sequence[float], epoch: int) -> go.Figure:
+    """FID against the epoch, with the chosen epoch marked."""
+    figure = go.Figure(go.Scatter(x=list(epochs), y=list(fids), mode="lines+markers", name="FID"))
+    xaxis = {"title": "epoch", "dtick": max(1, len(epochs) // 10)}
+    shapes = [vertical_line(epoch, 2, "dash", HIGHLIGHT)]
+    figure.update_layout(chart_layout("FID by epoch (lower is better)", 240, xaxis=xaxis, shapes=shapes))
     return figure
 
 
@@ -259,7 +293,7 @@ def scores_figure(histogram: Sequence[float]) -> go.Figure:
 
 
 def download(label: str, data: bytes | Callable[[], bytes], file_name: str, key: str) -> None:
-    """A download button; `data` may be a function, then called only when the button is clicked."""
+    """A download button; `data` may be a function, called only when the button is clicked."""
     mime = "image/gif" if file_name.endswith(".gif") else "image/png"
     st.download_button(
         label, data, file_name=file_name, mime=mime, key=key, on_click="ignore", icon=":material/download:"
@@ -271,12 +305,3 @@ def picture_with_download(picture: Image.Image, caption: str, file_name: str, ke
     data = png_bytes(picture)
     st.image(data, caption=caption)
     download("Download PNG", data, file_name, key)
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
