@@ -20,7 +20,7 @@ from gan.checkpoints import Run, load_generator
 from gan.data import load_mnist
 from gan.dmap import epoch_map, real_points, summary
 from gan.inversion import STEPS, Weights, invert
-from gan.metrics import load_judge
+from gan.judge import load_judge
 from gan.probe import judge_reading, load_discriminator
 
 

@@ -21,22 +21,9 @@ from gan.history import EpochRecord
 from gan.images import grid_png
 from gan.inversion import STEPS as INVERSION_STEPS
 from gan.inversion import Weights, invert
+from gan.judge import SPECS, JudgeError, judge_is_cached, judge_path, load_judge, load_judges, train_and_save
 from gan.latent import sample
-from gan.metrics import (
-    EVAL_SAMPLES,
-    EVAL_SEED,
-    JudgeError,
-    Scores,
-    judge_accuracy,
-    judge_is_cached,
-    judge_path,
-    load_judge,
-    per_class_fid,
-    reference_scores,
-    save_judge,
-    score_generator,
-    train_judge,
-)
+from gan.metrics import EVAL_SAMPLES, EVAL_SEED, REAL_KEY, Scores, per_class_fid, reference_scores, score_generator
 from gan.models import check_memory, count_parameters
 from gan.probe import ImageError, digit_from_png, digits_from_npy, judge_reading, verdicts
 from gan.runner import RunError, check_same_settings, check_startable, prepare_trainer, train_run
@@ -112,9 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="list runs with their epochs and last losses")
     runs.set_defaults(command=runs_command)
 
-    judge = commands.add_parser("judge", help="the digit classifier behind the quality scores")
+    judge = commands.add_parser("judge", help="the two digit classifiers behind the quality scores")
     judge.set_defaults(command=judge_command)
-    judge.add_argument("--train", action="store_true", help="train it afresh (about half a minute) and cache it")
+    judge.add_argument(
+        "--train", action="store_true", help="train both afresh (a minute or two), compare with the shipped files"
+    )
+    judge.add_argument(
+        "--out", type=Path, help="folder for the trained files (default: the cache; gan/judges rebuilds the shipped)"
+    )
 
     evaluate = commands.add_parser("eval", help="quality scores of a run's epochs: FID, classifier score, classes")
     evaluate.set_defaults(command=eval_command)
@@ -201,8 +193,9 @@ def new_run(args: argparse.Namespace) -> tuple[Run, Config]:
 def _train(args: argparse.Namespace, run: Run, trainer: Trainer, threads: int) -> int:
     config = trainer.config
     if config.evaluate and not judge_is_cached():
-        print("first, the digit judge that scores each epoch is trained once (about half a minute) ...")
-        load_judge()
+        print("first, the digit judges that score each epoch are trained once (a minute or two) ...")
+    if config.evaluate:
+        load_judges()
     print(
         f"run {run.name} ({run.path}): preset {config.preset}, G {count_parameters(trainer.G):,} parameters, "
         f"D {count_parameters(trainer.D):,} parameters, device {trainer.device} ({threads} CPU threads), "
@@ -257,7 +250,11 @@ def _scores_text(record: EpochRecord) -> str:
     scores = record.scores
     if not scores:
         return ""
-    return f", FID {scores['fid']:.2f}, score {scores['classifier_score']:.2f}, classes {scores['classes_covered']}"
+    second = "" if scores.get("fid_second") is None else f", FID 2 {scores['fid_second']:.2f}"
+    return (
+        f", FID {scores['fid']:.2f}{second}, score {scores['classifier_score']:.2f}, "
+        f"classes {scores['classes_covered']}"
+    )
 
 
 def sample_command(args: argparse.Namespace) -> int:
@@ -301,19 +298,22 @@ def runs_command(args: argparse.Namespace) -> int:
 
 
 def judge_command(args: argparse.Namespace) -> int:
-    path = judge_path()
-    if args.train or not judge_is_cached():
-        print(f"training the digit judge (MNIST classifier) into {path} ...")
-        started = time.perf_counter()
-        judge = train_judge()
-        accuracy = judge_accuracy(judge)
-        judge.metadata["accuracy"] = f"{accuracy:.4f}"
-        with writing():
-            save_judge(judge, path)
-        print(f"trained in {time.perf_counter() - started:.1f} s: test accuracy {accuracy:.2%}")
+    if not args.train:
+        for name in SPECS:
+            judge = load_judge(name=name)
+            source = "shipped weights" if judge.metadata.get("source") == "shipped" else judge_path(name=name)
+            print(f"{name} judge ({source}): test accuracy {float(judge.metadata.get('accuracy', 'nan')):.2%}")
         return 0
-    judge = load_judge()
-    print(f"digit judge at {path}: test accuracy {float(judge.metadata.get('accuracy', 'nan')):.2%}")
+    for name, spec in SPECS.items():
+        path = None if args.out is None else args.out / spec.file_name
+        print(f"training the {name} judge (MNIST classifier, seed {spec.seed}) ...", flush=True)
+        with writing():
+            trained = train_and_save(name, path)
+        same = "the same bytes as the shipped file" if trained.matches_shipped else "differs from the shipped file"
+        print(
+            f"  {trained.path}: {trained.seconds:.1f} s, test accuracy {trained.accuracy:.2%}, "
+            f"{trained.path.stat().st_size:,} bytes, sha256 {trained.sha256} ({same})"
+        )
     return 0
 
 
@@ -324,17 +324,28 @@ def eval_command(args: argparse.Namespace) -> int:
     epochs = [args.epoch] if args.epoch is not None else run.epochs()
     if not epochs:
         raise CheckpointError(f"run {run.name!r} has no saved epochs yet")
-    judge = load_judge()
-    print(f"run {run.name} ({config.preset}); {EVAL_SAMPLES} samples per score, against the 10,000 test digits")
-    print(f"{'':<22} {'FID':>8} {'score':>6} {'classes':>7} {'confidence':>10} {'agreement':>9}  warnings")
-    for name, scores in reference_scores(judge, n=EVAL_SAMPLES).items():
-        print(_scores_row(f"({name})", scores))
+    judges = load_judges()
+    references = reference_scores(judges, n=EVAL_SAMPLES)
+    floor = references[REAL_KEY]
+    print(
+        f"run {run.name} ({config.preset}); {EVAL_SAMPLES} samples per score, against the 10,000 test digits; "
+        f"FID on two judges ({', '.join(SPECS)}), each beside its floor (x: times the real training digits' FID); "
+        "precision, recall, density, coverage on the first judge (k=5)"
+    )
+    print(
+        f"{'':<22} {'FID':>8} {'x':>5} {'FID 2':>8} {'x':>5} {'score':>6} {'classes':>7} {'prec':>5} {'rec':>5} "
+        f"{'dens':>5} {'cov':>5} {'confidence':>10} {'agreement':>9}  warnings"
+    )
+    for name, scores in references.items():
+        print(_scores_row(f"({name})", scores, floor))
     per_class = {}
     for epoch in epochs:
-        scores = Scores.from_dict(saved[epoch]) if saved.get(epoch) else score_generator(load_generator(run, epoch)[0])
-        print(_scores_row(f"epoch {epoch}", scores))
+        scores = Scores.from_dict(saved[epoch]) if saved.get(epoch) else None
+        if scores is None or scores.fid_second is None:  # not scored, or scored before the second judge
+            scores = score_generator(load_generator(run, epoch)[0], judges)
+        print(_scores_row(f"epoch {epoch}", scores, floor))
         if config.conditional:  # scored before per-digit FID was saved: measure it now
-            per_class[epoch] = scores.per_class_fid or _per_class_fid(run, epoch, judge)
+            per_class[epoch] = scores.per_class_fid or _per_class_fid(run, epoch, judges.first)
     if per_class:
         print("\nFID of each digit asked for, against the real test digits of that class")
         print(f"{'':<22} " + " ".join(f"{digit:>6}" for digit in range(10)))
@@ -406,13 +417,23 @@ def _per_class_fid(run: Run, epoch: int, judge) -> tuple[float | None, ...]:
     return per_class_fid(images, labels, judge)
 
 
-def _scores_row(label: str, scores: Scores) -> str:
+def _scores_row(label: str, scores: Scores, floor: Scores) -> str:
     agreement = "-" if scores.label_agreement is None else f"{scores.label_agreement:.1%}"
     warnings = "; ".join(scores.warnings[:2]) + (" ..." if len(scores.warnings) > 2 else "")
+    neighbours = " ".join(_number(value, 5, ".2f") for value in (scores.precision, scores.recall, scores.density))
     return (
-        f"{label:<22} {scores.fid:>8.2f} {scores.classifier_score:>6.2f} {scores.classes_covered:>7} "
-        f"{scores.mean_confidence:>10.1%} {agreement:>9}  {warnings}"
+        f"{label:<22} {scores.fid:>8.2f} {scores.fid / floor.fid:>5.2f} {_number(scores.fid_second, 8, '.2f')} "
+        f"{_ratio(scores.fid_second, floor.fid_second)} {scores.classifier_score:>6.2f} {scores.classes_covered:>7} "
+        f"{neighbours} {_number(scores.coverage, 5, '.2f')} {scores.mean_confidence:>10.1%} {agreement:>9}  {warnings}"
     )
+
+
+def _number(value: float | None, width: int, spec: str) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}{spec}}"
+
+
+def _ratio(value: float | None, floor: float | None) -> str:
+    return _number(None if value is None or not floor else value / floor, 5, ".2f")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ DEFAULT_PRESET = "cdcgan"
 LOSSES = ("bce", "hinge")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
+UPSAMPLES = ("transposed", "nearest")
+G_NORMS = ("none", "batch")
 
 
 class ConfigError(ValueError):
@@ -181,6 +183,18 @@ class Config:
     device: str = setting(
         "auto", str, "Device", "where to train (auto: a CUDA GPU if any)", choices=DEVICES, section=None
     )
+    # Model options. Their defaults are the original designs, so runs saved before the options existed load unchanged.
+    upsample: str = setting(
+        "transposed",
+        str,
+        "Upsampling",
+        "conv generators: 4x4 transposed convolutions, or nearest-neighbour upsampling and a 3x3 convolution",
+        choices=UPSAMPLES,
+        section="advanced",
+    )
+    g_norm: str = setting(
+        "none", str, "G normalisation", "classic generator's hidden layers", choices=G_NORMS, section="advanced"
+    )
 
     def __post_init__(self) -> None:
         for name, spec in SETTINGS.items():
@@ -240,7 +254,15 @@ SETTINGS: dict[str, Setting] = {field.name: _named(field) for field in fields(Co
 # What each preset trains best with on a CPU (chosen by bench/quality.py); anything given explicitly wins.
 # The default preset's are Config's own defaults.
 PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "classic": {"latent_dim": 100, "width": 256, "batch_size": 128, "lr_g": 2e-4, "lr_d": 2e-4, "precision": "fp32"},
+    "classic": {
+        "latent_dim": 100,
+        "width": 256,
+        "batch_size": 128,
+        "lr_g": 2e-4,
+        "lr_d": 2e-4,
+        "precision": "bf16",
+        "g_norm": "batch",
+    },
     "dcgan": {"latent_dim": 64, "width": 32, "batch_size": 128, "lr_g": 5e-4, "lr_d": 5e-4, "precision": "bf16"},
     "cdcgan": {"latent_dim": 64, "width": 32, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4, "precision": "bf16"},
 }

@@ -1,25 +1,22 @@
-"""The digit judge and its scores.
+"""Quality scores of generated digits, measured by the digit judges (`gan.judge`) against the 10,000 test digits.
 
-The judge is a small MNIST classifier (99.3% test accuracy, about 30 s to train on two CPU cores), trained once
-and cached as safetensors in `<repo>/.cache/judge/` (or `$GAN_STUDIO_CACHE/judge/`). Its penultimate features
-and softmax outputs score a batch of generated images against the 10,000 test images:
-
-- FID: Frechet distance between Gaussian fits of judge features (lower is better; real vs real is the floor).
+- FID: Frechet distance between Gaussian fits of judge features (lower is better; real vs real is the floor),
+  on both judges: they are built differently and notice different flaws.
+- precision, recall, density, coverage (Kynkaanniemi et al. 2019; Naeem et al. 2020): k-nearest-neighbour
+  balls around real and generated features of the first judge. Precision and density say how many samples look
+  real, recall and coverage how much of the real variety the samples reach.
 - classifier score: exp(E_x[KL(p(y|x) || p(y))]), from 1 to 10 (confident and diverse digits score high).
 - class histogram, classes covered (classes with >= 1% of samples), mean confidence (mean max softmax).
 - label agreement for conditional models: how often the judge reads the digit that was asked for.
 - collapse warnings: digits that are missing or over-represented.
 
-The test-set statistics are computed once per judge and kept in memory, so scoring 2,000 samples takes a
-fraction of a second.
+The test-set statistics are computed once per judge and kept in memory, so scoring 2,000 samples takes about a
+second on two CPU cores.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import os
-import tempfile
 import threading
 import warnings
 import weakref
@@ -32,179 +29,20 @@ import scipy.linalg
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from gan.data import DEFAULT_DATA_DIR, IMAGE_SIZE, NUM_CLASSES, load_mnist
+from gan.judge import Judge, Judges, judge_outputs, load_judges
 from gan.latent import sample
 
-FORMAT_VERSION = 2  # bump when the architecture or training recipe changes: cached judges are then retrained
-CACHE_ENV = "GAN_STUDIO_CACHE"
-DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache"
-JUDGE_FILE = Path("judge") / "judge.safetensors"
 COVERED_FRACTION = 0.01  # a class counts as covered when at least 1% of the samples are judged to be that digit
-EVAL_BATCH = 1000
+NEIGHBOURS = 5  # k of precision, recall, density and coverage, as in Naeem et al. 2020
 REAL_KEY, NOISE_KEY = "real train vs test", "uniform noise"
-EVAL_SAMPLES, EVAL_SEED = 2000, 12345  # per-epoch scoring: about 0.3 s on two CPU cores
-
-
-class JudgeError(RuntimeError):
-    """The cached judge file is missing or unreadable and retraining was not allowed."""
+EVAL_SAMPLES, EVAL_SEED = 2000, 12345  # per-epoch scoring; the nearest-neighbour scores compare equal counts
+REFERENCE_SEED = 7  # which test digits are the real side of the nearest-neighbour scores
 
 
 # -----------------------------------------------------------------------------
-# the judge
-
-
-class Judge(nn.Module):
-    """conv16-pool-conv32-pool-conv64-pool, a 128-d feature layer, 10 logits. Input (N, 1, 28, 28) in [-1, 1]."""
-
-    def __init__(self, width: int = 16, feature_dim: int = 128):
-        super().__init__()
-        channels = [1, width, 2 * width, 4 * width]
-        layers: list[nn.Module] = []
-        for c_in, c_out in zip(channels[:-1], channels[1:]):
-            # pool before ReLU: the same function (both are monotone), with a quarter of the ReLU work
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.MaxPool2d(2), nn.ReLU()]
-        self.body = nn.Sequential(*layers)  # (N, 1, 28, 28) -> (N, 4w, 3, 3)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(4 * width * 9, feature_dim), nn.ReLU())
-        self.classify = nn.Linear(feature_dim, NUM_CLASSES)
-        self.metadata: dict[str, str] = {}
-        # channels-last convolutions are about 30% faster on CPU
-        self.to(memory_format=torch.channels_last)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous(memory_format=torch.channels_last)
-        return self.head(self.body(x))  # (N, feature_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(x))  # (N, 10)
-
-
-def random_shift(images: torch.Tensor, generator: torch.Generator, pixels: int = 1) -> torch.Tensor:
-    """Translate each image by up to `pixels` in x and y, filling with background (-1)."""
-    n, side = len(images), IMAGE_SIZE + 2 * pixels
-    padded = F.pad(images, (pixels,) * 4, value=-1.0).view(n, side * side)  # (N, (28 + 2p)^2)
-    dy, dx = torch.randint(0, 2 * pixels + 1, (2, n, 1), generator=generator)
-    steps = torch.arange(IMAGE_SIZE)
-    window = (steps[:, None] * side + steps[None, :]).view(1, -1)  # (1, 784): the unshifted crop
-    # one flat gather is ~20x faster than indexing with row and column tensors
-    return padded.gather(1, window + dy * side + dx).view(n, 1, IMAGE_SIZE, IMAGE_SIZE)
-
-
-def train_judge(
-    data_dir: str | Path = DEFAULT_DATA_DIR, seed: int = 0, epochs: int = 3, batch_size: int = 256, lr: float = 3e-3
-) -> Judge:
-    """Train a judge on the MNIST training set (Adam, one-cycle, 1-pixel random shifts); deterministic on CPU.
-
-    Three epochs take about 28 s on two CPU cores and reach 99.3% test accuracy (2 epochs without shifts: 99.1-99.2%).
-    """
-    data = load_mnist(data_dir, "train")
-    steps_per_epoch = len(data) // batch_size
-    # fork the RNG so seeding the judge does not change the caller's random stream
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        judge = Judge()
-        optimizer = torch.optim.Adam(judge.parameters())
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=epochs * steps_per_epoch)
-        generator = torch.Generator().manual_seed(seed)
-        judge.train()
-        for _ in range(epochs):
-            order = torch.randperm(len(data), generator=generator)
-            for step in range(steps_per_epoch):
-                chosen = order[step * batch_size : (step + 1) * batch_size]
-                real = random_shift(data.images[chosen], generator)
-                loss = F.cross_entropy(judge(real), data.labels[chosen])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-    judge.metadata = {"seed": str(seed), "epochs": str(epochs)}
-    return judge.eval().requires_grad_(False)
-
-
-def judge_accuracy(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> float:
-    """Fraction of the 10,000 test images the judge classifies correctly."""
-    data = load_mnist(data_dir, "test")
-    _, logits = _features_and_logits(judge, data.images)
-    return (logits.argmax(1) == data.labels).double().mean().item()
-
-
-# -----------------------------------------------------------------------------
-# the cache: safetensors weights + JSON-able metadata, atomic writes, one loaded judge per path
-
-_LOCK = threading.Lock()
-_JUDGES: dict[Path, Judge] = {}
-
-
-def judge_path(cache_dir: str | Path | None = None) -> Path:
-    """Where the judge is cached: `cache_dir`, else $GAN_STUDIO_CACHE, else `<repo>/.cache`, plus judge/..."""
-    root = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR
-    return Path(root).resolve() / JUDGE_FILE
-
-
-def save_judge(judge: Judge, path: str | Path) -> None:
-    """Write the weights and metadata atomically (a temp file in the same folder, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {name: tensor.contiguous() for name, tensor in judge.state_dict().items()}
-    metadata = {**judge.metadata, "format_version": str(FORMAT_VERSION)}
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(handle)
-    try:
-        save_file(tensors, temp_name, metadata=metadata)
-        os.chmod(temp_name, 0o644)  # mkstemp creates files readable by their owner only
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
-def read_judge(path: str | Path) -> Judge:
-    """Load a cached judge (safetensors only, never pickle); JudgeError names the file if it is unusable."""
-    path = Path(path)
-    if not path.is_file():
-        raise JudgeError(f"{path}: judge file not found")
-    try:
-        with safe_open(path, framework="pt") as file:
-            metadata = file.metadata() or {}
-            names = file.keys()
-            tensors = {name: file.get_tensor(name) for name in names}
-        if metadata.get("format_version") != str(FORMAT_VERSION):
-            raise ValueError(f"format_version {metadata.get('format_version')!r}, expected {FORMAT_VERSION}")
-        judge = Judge()
-        judge.load_state_dict(tensors)
-    except Exception as error:  # safetensors, shape and key errors all mean "retrain"
-        raise JudgeError(f"{path}: cannot load the judge ({type(error).__name__}: {error})") from None
-    judge.metadata = metadata
-    return judge.eval().requires_grad_(False)
-
-
-def load_judge(
-    cache_dir: str | Path | None = None, retrain_if_missing: bool = True, data_dir: str | Path = DEFAULT_DATA_DIR
-) -> Judge:
-    """The cached judge, loaded once per path; trained and saved first if the file is missing or unreadable.
-
-    Thread-safe: a second caller waits for the first one's training instead of training again.
-    """
-    path = judge_path(cache_dir)
-    with _LOCK:
-        if path in _JUDGES:
-            return _JUDGES[path]
-        try:
-            judge = read_judge(path)
-        except JudgeError:
-            if not retrain_if_missing:
-                raise
-            judge = train_judge(data_dir)
-            judge.metadata["accuracy"] = f"{judge_accuracy(judge, data_dir):.4f}"
-            save_judge(judge, path)
-        _JUDGES[path] = judge
-        return judge
-
-
-# -----------------------------------------------------------------------------
-# features and statistics
+# Frechet distance
 
 
 @dataclass(frozen=True)
@@ -216,50 +54,12 @@ class FeatureStats:
     count: int
 
 
-_DEVICE_COPIES: weakref.WeakKeyDictionary[Judge, dict[torch.device, Judge]] = weakref.WeakKeyDictionary()
-_REAL_STATS: weakref.WeakKeyDictionary[Judge, dict[Path, FeatureStats]] = weakref.WeakKeyDictionary()
-_STATS_LOCK = threading.Lock()
-
-
-def _on_device(judge: Judge, device: torch.device) -> Judge:
-    """The judge itself if already on `device`, else a cached copy there (the shared judge is never moved)."""
-    if next(judge.parameters()).device == device:
-        return judge
-    copies = _DEVICE_COPIES.setdefault(judge, {})
-    if device not in copies:
-        copies[device] = copy.deepcopy(judge).to(device)
-    return copies[device]
-
-
-def _features_and_logits(judge: Judge, images: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
-    """Penultimate features as float64 numpy (N, D) and float32 CPU logits (N, 10), in batches."""
-    model = _on_device(judge, images.device)
-    features, logits = [], []
-    with torch.inference_mode():
-        for start in range(0, len(images), EVAL_BATCH):
-            h = model.features(images[start : start + EVAL_BATCH].float())
-            features.append(h.cpu())
-            logits.append(model.classify(h).cpu())
-    return torch.cat(features).double().numpy(), torch.cat(logits).float()
-
-
 def feature_stats(features: np.ndarray | torch.Tensor) -> FeatureStats:
     """Fit a Gaussian to features (N, D) in float64."""
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2 or len(features) < 2:
         raise ValueError(f"features must have shape (N >= 2, D), got {features.shape}")
     return FeatureStats(features.mean(0), np.cov(features, rowvar=False), len(features))
-
-
-def real_stats(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> FeatureStats:
-    """Feature statistics of the 10,000 test images, computed once per (judge, data folder)."""
-    key = Path(data_dir).resolve()
-    with _STATS_LOCK:
-        cached = _REAL_STATS.setdefault(judge, {})
-        if key not in cached:
-            features, _ = _features_and_logits(judge, load_mnist(data_dir, "test").images)
-            cached[key] = feature_stats(features)
-        return cached[key]
 
 
 def frechet_distance(a: FeatureStats, b: FeatureStats, eps: float = 1e-6) -> float:
@@ -283,12 +83,105 @@ def fid(features_a: np.ndarray | torch.Tensor, features_b: np.ndarray | torch.Te
 
 
 # -----------------------------------------------------------------------------
+# precision, recall, density, coverage
+
+
+@dataclass(frozen=True)
+class Neighbourhoods:
+    """Feature vectors (N, D) and the distance from each to its k-th nearest neighbour in the set (N,)."""
+
+    features: torch.Tensor
+    radii: torch.Tensor
+
+
+@dataclass(frozen=True)
+class PRDC:
+    precision: float  # share of fakes inside some real k-NN ball
+    recall: float  # share of reals inside some fake k-NN ball
+    density: float  # real balls holding a fake, per fake, over k: about 1 when fakes are distributed like reals
+    coverage: float  # share of real balls holding at least one fake
+
+
+def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # exact differences rather than the matrix-product shortcut, so equal points are exactly 0 apart
+    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def neighbourhoods(features: np.ndarray | torch.Tensor, k: int = NEIGHBOURS) -> Neighbourhoods:
+    """Each point's distance to its k-th nearest other point, in float64."""
+    features = torch.as_tensor(np.asarray(features), dtype=torch.float64)
+    if features.ndim != 2 or len(features) <= k:
+        raise ValueError(f"features must have shape (N > k={k}, D), got {tuple(features.shape)}")
+    # k + 1: the nearest point to each is itself, at distance 0
+    radii = _distances(features, features).kthvalue(k + 1, dim=1).values
+    return Neighbourhoods(features, radii)
+
+
+def precision_recall_density_coverage(
+    real_features: np.ndarray | torch.Tensor | Neighbourhoods,
+    fake_features: np.ndarray | torch.Tensor,
+    k: int = NEIGHBOURS,
+) -> PRDC:
+    """Precision and recall (Kynkaanniemi et al. 2019), density and coverage (Naeem et al. 2020) of fake
+    features (M, D) against real ones (N, D), with k-nearest-neighbour balls. Give `Neighbourhoods` for the real
+    side to reuse its radii. Identical sets give 1, 1, (k + 1) / k, 1; far-apart sets give zeros."""
+    real = real_features if isinstance(real_features, Neighbourhoods) else neighbourhoods(real_features, k)
+    fake = neighbourhoods(fake_features, k)
+    if fake.features.shape[1] != real.features.shape[1]:
+        raise ValueError(f"feature sizes differ: real {real.features.shape[1]}, fake {fake.features.shape[1]}")
+    distances = _distances(real.features, fake.features)  # (N, M)
+    inside_real = distances <= real.radii[:, None]  # fake j inside real ball i
+    inside_fake = distances <= fake.radii[None, :]  # real i inside fake ball j
+    return PRDC(
+        precision=inside_real.any(dim=0).double().mean().item(),
+        recall=inside_fake.any(dim=1).double().mean().item(),
+        density=inside_real.sum().item() / (k * len(fake.features)),
+        coverage=inside_real.any(dim=1).double().mean().item(),
+    )
+
+
+# -----------------------------------------------------------------------------
+# what each judge sees of the test set, computed once per (judge, data folder)
+
+
+@dataclass(frozen=True)
+class Reference:
+    stats: FeatureStats  # all 10,000 test digits
+    neighbourhoods: Neighbourhoods  # EVAL_SAMPLES of them, for the nearest-neighbour scores
+
+
+_REFERENCE_LOCK = threading.Lock()
+_REFERENCES: weakref.WeakKeyDictionary[Judge, dict[Path, Reference]] = weakref.WeakKeyDictionary()
+
+
+def reference(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> Reference:
+    """The judge's view of the test digits, computed once per (judge, data folder)."""
+    key = Path(data_dir).resolve()
+    with _REFERENCE_LOCK:
+        cached = _REFERENCES.setdefault(judge, {})
+        if key not in cached:
+            test = load_mnist(data_dir, "test")
+            features, _ = judge_outputs(judge, test.images)
+            chosen = torch.randperm(len(test), generator=torch.Generator().manual_seed(REFERENCE_SEED))
+            cached[key] = Reference(feature_stats(features), neighbourhoods(features[chosen[:EVAL_SAMPLES]]))
+        return cached[key]
+
+
+def real_stats(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> FeatureStats:
+    """Feature statistics of the 10,000 test images."""
+    return reference(judge, data_dir).stats
+
+
+# -----------------------------------------------------------------------------
 # scores
 
 
 @dataclass(frozen=True)
 class Scores:
-    """How a batch of generated images looks to the judge; JSON-friendly through to_dict / from_dict."""
+    """How a batch of generated images looks to the judges; JSON-friendly through to_dict / from_dict.
+
+    The fields from `fid_second` on are None in records saved before the second judge existed, and when it is
+    not given."""
 
     fid: float
     classifier_score: float
@@ -297,6 +190,11 @@ class Scores:
     mean_confidence: float
     label_agreement: float | None  # conditional models only
     warnings: tuple[str, ...]
+    fid_second: float | None = None  # FID on the second judge's features
+    precision: float | None = None  # the nearest-neighbour scores, on the first judge's features
+    recall: float | None = None
+    density: float | None = None
+    coverage: float | None = None
     per_class_fid: tuple[float | None, ...] | None = None  # conditional models: FID of each digit asked for
 
     def to_dict(self) -> dict[str, Any]:
@@ -306,24 +204,32 @@ class Scores:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Scores:
-        agreement = values["label_agreement"]
         return cls(
             fid=float(values["fid"]),
             classifier_score=float(values["classifier_score"]),
             histogram=tuple(float(value) for value in values["histogram"]),
             classes_covered=int(values["classes_covered"]),
             mean_confidence=float(values["mean_confidence"]),
-            label_agreement=None if agreement is None else float(agreement),
+            label_agreement=_optional_float(values.get("label_agreement")),
             warnings=tuple(str(warning) for warning in values["warnings"]),
+            fid_second=_optional_float(values.get("fid_second")),
+            precision=_optional_float(values.get("precision")),
+            recall=_optional_float(values.get("recall")),
+            density=_optional_float(values.get("density")),
+            coverage=_optional_float(values.get("coverage")),
             per_class_fid=_optional_floats(values.get("per_class_fid")),
         )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _optional_floats(values: Any) -> tuple[float | None, ...] | None:
     """A saved list of numbers or nulls (older records have none at all)."""
     if not isinstance(values, list):
         return None
-    return tuple(None if value is None else float(value) for value in values)
+    return tuple(_optional_float(value) for value in values)
 
 
 def classifier_score(logits: torch.Tensor) -> float:
@@ -356,49 +262,57 @@ def _check_images(images: torch.Tensor) -> None:
     shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
     if shape[1:] != (1, IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(f"images must be a tensor of shape (N, 1, {IMAGE_SIZE}, {IMAGE_SIZE}), got {shape}")
-    if len(images) < 2:
-        raise ValueError(f"images: need at least 2 images to fit a covariance, got {len(images)}")
+    if len(images) <= NEIGHBOURS:
+        raise ValueError(f"images: need more than {NEIGHBOURS} images to score, got {len(images)}")
 
 
 def evaluate_images(
     images: torch.Tensor,
-    judge: Judge,
+    judges: Judges | Judge,
     requested_labels: torch.Tensor | None = None,
-    reference: FeatureStats | None = None,
+    data_dir: str | Path = DEFAULT_DATA_DIR,
 ) -> Scores:
-    """Score generated images (N, 1, 28, 28) in [-1, 1] against `reference` (default: the test set)."""
+    """Score generated images (N, 1, 28, 28) in [-1, 1] against the test digits: every score on the first
+    judge, FID on the second one too (given `Judges` with a second judge)."""
     _check_images(images)
     if requested_labels is not None and tuple(requested_labels.shape) != (len(images),):
         raise ValueError(f"requested_labels must have shape ({len(images)},), got {tuple(requested_labels.shape)}")
-    reference = reference if reference is not None else real_stats(judge)
-    features, logits = _features_and_logits(judge, images)
+    judges = judges if isinstance(judges, Judges) else Judges(judges)
+    first = reference(judges.first, data_dir)
+    features, logits = judge_outputs(judges.first, images)
     histogram = class_histogram(logits)
     agreement = None
     if requested_labels is not None:
         agreement = (logits.argmax(1) == requested_labels.cpu()).double().mean().item()
+    fid_second = None
+    if judges.second is not None:
+        second_features, _ = judge_outputs(judges.second, images)
+        fid_second = frechet_distance(feature_stats(second_features), reference(judges.second, data_dir).stats)
+    neighbours = precision_recall_density_coverage(first.neighbourhoods, features)
     return Scores(
-        fid=frechet_distance(feature_stats(features), reference),
+        fid=frechet_distance(feature_stats(features), first.stats),
         classifier_score=classifier_score(logits),
         histogram=histogram,
         classes_covered=sum(fraction >= COVERED_FRACTION for fraction in histogram),
         mean_confidence=F.softmax(logits.double(), dim=1).amax(1).mean().item(),
         label_agreement=agreement,
         warnings=tuple(collapse_warnings(histogram)),
+        fid_second=fid_second,
+        **asdict(neighbours),
     )
 
 
 def reference_scores(
-    judge: Judge, n: int = 2000, seed: int = 0, data_dir: str | Path = DEFAULT_DATA_DIR
+    judges: Judges | Judge, n: int = EVAL_SAMPLES, seed: int = 0, data_dir: str | Path = DEFAULT_DATA_DIR
 ) -> dict[str, Scores]:
     """The floor (n real training images vs the test set) and the ceiling (n uniform-noise images)."""
     generator = torch.Generator().manual_seed(seed)
     train = load_mnist(data_dir, "train")
     chosen = torch.randperm(len(train), generator=generator)[:n]
     noise = torch.rand(n, 1, IMAGE_SIZE, IMAGE_SIZE, generator=generator) * 2 - 1
-    reference = real_stats(judge, data_dir)
     return {
-        REAL_KEY: evaluate_images(train.images[chosen], judge, train.labels[chosen], reference),
-        NOISE_KEY: evaluate_images(noise, judge, reference=reference),
+        REAL_KEY: evaluate_images(train.images[chosen], judges, train.labels[chosen], data_dir),
+        NOISE_KEY: evaluate_images(noise, judges, data_dir=data_dir),
     }
 
 
@@ -406,22 +320,18 @@ def reference_scores(
 # scoring a generator
 
 
-def judge_is_cached(cache_dir: str | Path | None = None) -> bool:
-    """Whether a judge file is on disk (so scoring will not start with half a minute of training)."""
-    return judge_path(cache_dir).is_file()
-
-
 def score_generator(
-    G: nn.Module, judge: Judge | None = None, count: int = EVAL_SAMPLES, seed: int = EVAL_SEED
+    G: nn.Module, judges: Judges | Judge | None = None, count: int = EVAL_SAMPLES, seed: int = EVAL_SEED
 ) -> Scores:
     """Score `count` samples of G (for a conditional G, the ten digits in equal numbers, and the judge's
     agreement with them). The same seed every epoch makes the epochs' scores comparable."""
     images, labels = sample(G, count, seed)
-    judge = judge or load_judge()
-    scores = evaluate_images(images, judge, labels)
+    judges = judges if judges is not None else load_judges()
+    scores = evaluate_images(images, judges, labels)
     if labels is None:
         return scores
-    return replace(scores, per_class_fid=per_class_fid(images, labels, judge))
+    first = judges.first if isinstance(judges, Judges) else judges
+    return replace(scores, per_class_fid=per_class_fid(images, labels, first))
 
 
 # -----------------------------------------------------------------------------
@@ -433,13 +343,12 @@ _CLASS_STATS: weakref.WeakKeyDictionary[Judge, dict[Path, tuple[FeatureStats, ..
 def real_class_stats(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> tuple[FeatureStats, ...]:
     """Feature statistics of the test digits of each class (about 1,000 each), once per (judge, data folder)."""
     key = Path(data_dir).resolve()
-    with _STATS_LOCK:
+    with _REFERENCE_LOCK:
         cached = _CLASS_STATS.setdefault(judge, {})
         if key not in cached:
             test = load_mnist(data_dir, "test")
-            features, _ = _features_and_logits(judge, test.images)
-            labels = test.labels.numpy()
-            cached[key] = tuple(feature_stats(features[labels == digit]) for digit in range(NUM_CLASSES))
+            features, _ = judge_outputs(judge, test.images)
+            cached[key] = tuple(feature_stats(features[test.labels == digit]) for digit in range(NUM_CLASSES))
         return cached[key]
 
 
@@ -448,10 +357,10 @@ def per_class_fid(images: torch.Tensor, requested_labels: torch.Tensor, judge: J
     with fewer than two samples). With 200 samples a class the values carry a small-sample bias: compare them
     across epochs and digits of one run, not with the all-digit FID."""
     _check_images(images)
-    features, _ = _features_and_logits(judge, images)
-    labels = requested_labels.cpu().numpy()
+    features, _ = judge_outputs(judge, images)
+    labels = requested_labels.cpu()
     out: list[float | None] = []
-    for digit, reference in enumerate(real_class_stats(judge)):
+    for digit, reference_stats in enumerate(real_class_stats(judge)):
         chosen = features[labels == digit]
-        out.append(frechet_distance(feature_stats(chosen), reference) if len(chosen) >= 2 else None)
+        out.append(frechet_distance(feature_stats(chosen), reference_stats) if len(chosen) >= 2 else None)
     return tuple(out)

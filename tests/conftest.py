@@ -1,9 +1,9 @@
 """Shared helpers and fixtures: tiny configs that train in a fraction of a second, a checkpoint root per test, the
 CLI in this process, waiting on a condition, and a judge cache of this test session's own.
 
-The digit judge is cached in a temporary folder made for the session ($GAN_STUDIO_CACHE, inherited by the CLI and
-app servers the tests start), so the suite never writes into the repository and runs from a read-only checkout.
-The judge is trained there once, by the first test that needs it (those are marked slow).
+The judge cache is a temporary folder made for the session ($GAN_STUDIO_CACHE, inherited by the CLI and app servers
+the tests start): the tests read the judges' shipped weights (gan/judges/) and never write into the repository, so
+the suite runs from a read-only checkout.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import torch
 
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.dmap import epoch_map, fit_projection, ranked_by_d, real_points, summary
-from gan.metrics import Judge
+from gan.judge import ConvJudge
 from gan.models import ConvDiscriminator, ConvGenerator
 
 
@@ -27,7 +27,7 @@ def test_projection_finds_the_direction_of_largest_spread():
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    judge = Judge(width=4, feature_dim=16).eval().requires_grad_(False)
+    judge = ConvJudge(width=4, feature_dim=16).eval().requires_grad_(False)
     G = ConvGenerator(latent_dim=8, width=4, num_classes=10).eval().requires_grad_(False)
     D = ConvDiscriminator(width=4, num_classes=10).eval().requires_grad_(False)
     test = load_mnist(DEFAULT_DATA_DIR, "test")

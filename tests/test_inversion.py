@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from gan.inversion import Weights, invert, pixel_distance
-from gan.metrics import Judge
+from gan.judge import ConvJudge
 from gan.models import ConvGenerator
 
 
-def tiny(num_classes: int = 0) -> tuple[ConvGenerator, Judge]:
+def tiny(num_classes: int = 0) -> tuple[ConvGenerator, ConvJudge]:
     torch.manual_seed(0)
     G = ConvGenerator(latent_dim=4, width=4, num_classes=num_classes).eval().requires_grad_(False)
-    judge = Judge(width=4, feature_dim=16).eval().requires_grad_(False)  # untrained: features, not opinions
+    judge = ConvJudge(width=4, feature_dim=16).eval().requires_grad_(False)  # untrained: features, not opinions
     return G, judge
 
 

@@ -33,3 +33,20 @@ def test_conditional_generator_requires_labels():
     config = Config.for_preset("cdcgan")
     with pytest.raises(ValueError, match="label"):
         build_generator(config)(torch.randn(2, config.latent_dim))
+
+
+@pytest.mark.parametrize(("preset", "option"), [("cdcgan", {"upsample": "nearest"}), ("classic", {"g_norm": "none"})])
+def test_model_options_keep_shapes_and_ranges(preset, option):
+    config = Config.for_preset(preset, **option)
+    G = build_generator(config).eval()
+    images = G(torch.randn(3, config.latent_dim) * 10, torch.arange(3))
+    assert images.shape == (3, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
+
+
+def test_configs_saved_before_the_model_options_build_the_original_models():
+    classic, cdcgan = (Config.for_preset(preset).to_dict() for preset in ("classic", "cdcgan"))
+    for saved in (classic, cdcgan):
+        del saved["upsample"], saved["g_norm"]
+    assert not any("running_mean" in name for name in build_generator(Config.from_dict(classic)).state_dict())
+    assert any("running_mean" in name for name in build_generator(Config.for_preset("classic")).state_dict())
+    assert isinstance(build_generator(Config.from_dict(cdcgan)).rest[0], torch.nn.ConvTranspose2d)

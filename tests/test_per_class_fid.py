@@ -7,7 +7,8 @@ import json
 import torch
 
 from gan.data import load_mnist
-from gan.metrics import Scores, load_judge, per_class_fid, score_generator
+from gan.judge import load_judge
+from gan.metrics import Scores, per_class_fid, score_generator
 from gan.models import ConvGenerator
 
 

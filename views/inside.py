@@ -17,8 +17,9 @@ from gan.checkpoints import Run
 from gan.dmap import EpochMap, RealPoints, epoch_map, ranked_by_d, real_points, summary
 from gan.history import EpochRecord
 from gan.images import grid_image
+from gan.judge import load_judge
 from gan.latent import nearest_real, sample
-from gan.metrics import EVAL_SAMPLES, EVAL_SEED, load_judge, per_class_fid
+from gan.metrics import EVAL_SAMPLES, EVAL_SEED, per_class_fid
 from gan.probe import Push, load_discriminator, push
 from views import common
 

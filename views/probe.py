@@ -14,7 +14,7 @@ import torch
 from gan.checkpoints import CheckpointError, Run, RunInfo
 from gan.images import grid_image
 from gan.inversion import Inversion, Weights, invert
-from gan.metrics import load_judge
+from gan.judge import load_judge
 from gan.probe import ImageError, digit_from_png, judge_reading, verdicts
 from views import common
 

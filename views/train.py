@@ -13,7 +13,7 @@ from streamlit.delta_generator import DeltaGenerator
 from gan.checkpoints import CheckpointError, RunInfo
 from gan.config import QUICK_START, SETTINGS, Config, ConfigError, Setting
 from gan.images import enlarge_png
-from gan.metrics import judge_is_cached
+from gan.judge import judge_is_cached
 from gan.runner import RunError, continue_target
 from gan.series import format_duration
 from gan.session import Snapshot, Status
