@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gan.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator
-from gan.config import LOSSES, PRECISIONS, PRESETS, Config, ConfigError
+from gan.config import G_KERNELS, LOSSES, PRECISIONS, PRESETS, Config, ConfigError, parse_change
 from gan.data import DataError, to_unit_range
 from gan.images import grid_png
 from gan.latent import sample
@@ -31,13 +31,14 @@ from gan.metrics import (
     train_judge,
 )
 from gan.models import count_parameters
+from gan.recipes import RECIPES, get_recipe
 from gan.session import RunError, prepare_trainer, train_run
 from gan.train import Control, StepMetrics, TrainingDiverged, configure_threads
 
 USER_ERRORS = (ConfigError, CheckpointError, DataError, RunError, TrainingDiverged, JudgeError, ValueError, OSError)
 CONFIG_FLAGS = (
     "preset", "epochs", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "latent_dim", "width", "loss", "ema_decay",
-    "seed", "device", "precision", "checkpoint_every", "steps_per_epoch",
+    "seed", "device", "precision", "checkpoint_every", "steps_per_epoch", "d_steps", "g_kernel",
 )  # fmt: skip
 
 
@@ -80,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=int, help="epochs between saved epoch files")
     train.add_argument("--steps-per-epoch", type=int, help="cap the batches per epoch (quick experiments)")
     train.add_argument("--no-eval", action="store_true", help="skip scoring samples after each epoch")
+    train.add_argument("--d-steps", type=int, help="D steps per G step (default 1; 5 for wgan-gp)")
+    train.add_argument("--g-kernel", type=int, choices=G_KERNELS, help="kernel of G's transposed convolutions")
+    train.add_argument(
+        "--set-at",
+        action="append",
+        metavar="STEP:FIELD=VALUE",
+        help="change a setting once STEP steps are done, e.g. 500:lr_d=0.002 (repeatable; fields: lr_g, lr_d, "
+        "d_steps, loss, ema_decay)",
+    )
+    train.add_argument(
+        "--recipe", choices=tuple(RECIPES), help="start from a failure recipe's settings (flags given still win)"
+    )
 
     sampler = commands.add_parser("sample", help="draw samples from a saved epoch to a PNG grid or .npy array")
     sampler.set_defaults(command=sample_command)
@@ -108,6 +121,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
     overrides = {name: getattr(args, name) for name in CONFIG_FLAGS if name != "preset"}
     if args.no_eval:
         overrides["evaluate"] = False
+    if args.set_at:
+        overrides["set_at"] = tuple(args.set_at)
+        for text in args.set_at:
+            parse_change(text)  # a bad field or value is reported as the flag's error, before anything starts
+    if args.recipe:
+        return get_recipe(args.recipe).config(preset=args.preset, **overrides)
     return Config.for_preset(args.preset or "cdcgan", **overrides)
 
 
@@ -118,7 +137,7 @@ def train_command(args: argparse.Namespace) -> int:
     if args.resume:
         if not args.run:
             raise RunError("--resume needs --run NAME")
-        changed = [name for name in CONFIG_FLAGS if name != "epochs" and getattr(args, name) is not None]
+        changed = [name for name in (*CONFIG_FLAGS, "set_at", "recipe") if name != "epochs" and getattr(args, name)]
         if changed or args.no_eval:
             flag = "--" + (changed[0].replace("_", "-") if changed else "no-eval")
             raise RunError(f"{flag} cannot be changed when resuming: a run keeps its settings (only --epochs may grow)")
@@ -126,8 +145,11 @@ def train_command(args: argparse.Namespace) -> int:
         trainer = prepare_trainer(run, resume=True, epochs=args.epochs)
     else:
         config = config_from_args(args)
-        run = Run.at(args.run or f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
+        prefix = args.recipe or config.preset
+        run = Run.at(args.run or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
         trainer = prepare_trainer(run, config)
+        if args.recipe:
+            print(get_recipe(args.recipe).explanation)
     config = trainer.config
     if config.evaluate and not judge_is_cached():
         print("first, the digit judge that scores each epoch is trained once (about half a minute) ...")

@@ -36,7 +36,7 @@ FORMAT = "gan-studio/1"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 EPOCH_FILE = re.compile(r"^epoch-(\d{4,})\.safetensors$")
 LATEST = "latest.safetensors"
-ARCHITECTURE = ("preset", "latent_dim", "width")  # the settings that fix the tensors' names and shapes
+ARCHITECTURE = ("preset", "latent_dim", "width", "g_kernel")  # the settings that fix the tensors' names and shapes
 
 
 class CheckpointError(ValueError):

@@ -1,4 +1,8 @@
-"""The training configuration: one frozen dataclass, validated once on creation, saved with each run."""
+"""The training configuration: one frozen dataclass, validated once on creation, saved with each run.
+
+Some settings may change while a run trains (`CHANGEABLE`): a change is requested through the trainer's `Control`
+or scheduled in advance with `set_at` ("STEP:FIELD=VALUE", applied once STEP steps are done).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 PRESETS = ("classic", "dcgan", "cdcgan")
-LOSSES = ("bce", "hinge")
+LOSSES = ("bce", "saturating", "hinge", "lsgan", "wgan-gp")
+WGAN_D_STEPS = 5  # critic steps per G step that wgan-gp defaults to (Gulrajani et al., 2017)
+G_KERNELS = (3, 4, 5)  # kernel of the conv generators' stride-2 transposed convolutions; 3 and 5 overlap unevenly
+# Settings a running job may change: they steer the optimisation, not the shapes of the networks.
+CHANGEABLE = ("lr_g", "lr_d", "d_steps", "loss", "ema_decay")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 
@@ -39,6 +47,8 @@ class Config:
     beta1: float = 0.5
     beta2: float = 0.999
     loss: str = "bce"
+    # D updates per G update, each on the step's batch with fresh noise; None: 5 for wgan-gp, else 1
+    d_steps: int | None = None
     ema_decay: float = 0.999
     epochs: int = 5
     seed: int = 0
@@ -47,6 +57,8 @@ class Config:
     checkpoint_every: int = 1  # epochs between saved epoch files (the last epoch is always saved)
     steps_per_epoch: int | None = None  # cap on batches per epoch; None trains on the whole set
     evaluate: bool = True  # score samples with the digit judge after each epoch
+    g_kernel: int = 4  # conv presets: kernel size of G's transposed convolutions (stride 2)
+    set_at: tuple[str, ...] = ()  # scheduled changes, "STEP:FIELD=VALUE", applied once STEP steps are done
 
     def __post_init__(self) -> None:
         _check_choice("preset", self.preset, PRESETS)
@@ -68,6 +80,30 @@ class Config:
         _check_float("ema_decay", self.ema_decay, 0.0, 1.0, high_open=True)
         if not isinstance(self.evaluate, bool):
             raise ConfigError("evaluate", self.evaluate, "true or false")
+        if self.d_steps is not None:
+            _check_int("d_steps", self.d_steps, 1, 100)
+        if self.g_kernel not in G_KERNELS:
+            raise ConfigError("g_kernel", self.g_kernel, f"one of {', '.join(map(str, G_KERNELS))}")
+        if isinstance(self.set_at, str) or not isinstance(self.set_at, (list, tuple)):
+            raise ConfigError("set_at", self.set_at, "a list of STEP:FIELD=VALUE changes")
+        object.__setattr__(self, "set_at", tuple(self.set_at))  # a JSON list becomes a tuple, so configs compare
+        for text in self.set_at:
+            parse_change(text, self)
+
+    @property
+    def discriminator_steps(self) -> int:
+        """D steps per G step: `d_steps`, or the loss's usual number when it is not given."""
+        if self.d_steps is not None:
+            return self.d_steps
+        return WGAN_D_STEPS if self.loss == "wgan-gp" else 1
+
+    @property
+    def scheduled_changes(self) -> tuple[ScheduledChange, ...]:
+        return tuple(sorted((parse_change(text, self) for text in self.set_at), key=lambda change: change.step))
+
+    def changeable(self) -> dict[str, Any]:
+        """The current values of the settings a running job may change."""
+        return {name: getattr(self, name) for name in CHANGEABLE}
 
     @property
     def conditional(self) -> bool:
@@ -109,6 +145,51 @@ class Config:
         except json.JSONDecodeError as error:
             raise ConfigError("config", text[:40], f"valid JSON ({error})") from None
         return cls.from_dict(values)
+
+
+@dataclass(frozen=True)
+class ScheduledChange:
+    step: int  # applied once this many steps are done, so it steers step `step + 1` onwards
+    field: str
+    value: Any
+
+
+def parse_value(field: str, text: str) -> Any:
+    """A changeable setting's value from text (CLI or form), checked like any config value."""
+    if field not in CHANGEABLE:
+        raise ConfigError(field, text, f"not a setting that can change mid-run; those are {', '.join(CHANGEABLE)}")
+    text = text.strip()
+    if field == "loss":
+        value: Any = text
+    elif field == "d_steps":
+        value = None if text.lower() in ("auto", "none", "") else _parse_number(field, text, int)
+    else:
+        value = _parse_number(field, text, float)
+    Config().replace(**{field: value})  # the same checks as at start
+    return value
+
+
+def parse_change(text: str, config: Config | None = None) -> ScheduledChange:
+    """Read "STEP:FIELD=VALUE" (e.g. "500:lr_d=0.002"); a bad step, field or value raises ConfigError."""
+    if not isinstance(text, str):
+        raise ConfigError("set_at", text, "STEP:FIELD=VALUE, e.g. 500:lr_d=0.002")
+    step_text, _, assignment = text.partition(":")
+    field, equals, value_text = assignment.partition("=")
+    if not equals or not step_text.strip().isdigit():
+        raise ConfigError("set_at", text, "STEP:FIELD=VALUE with a whole number of steps, e.g. 500:lr_d=0.002")
+    field = field.strip().replace("-", "_")
+    value = parse_value(field, value_text)
+    if config is not None:
+        config.replace(**{field: value}, set_at=())  # e.g. d_steps checked against this run's other settings
+    return ScheduledChange(int(step_text), field, value)
+
+
+def _parse_number(name: str, text: str, kind: type) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        described = "a whole number" if kind is int else "a number"
+        raise ConfigError(name, text, described) from None
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

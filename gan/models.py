@@ -64,9 +64,13 @@ class ClassicDiscriminator(nn.Module):
 class ConvGenerator(nn.Module):
     """z (+ label embedding) -> 4w x 7 x 7 -> 2w x 14 x 14 -> 1 x 28 x 28."""
 
-    def __init__(self, latent_dim: int, width: int, num_classes: int = 0):
+    def __init__(self, latent_dim: int, width: int, num_classes: int = 0, kernel: int = 4):
         super().__init__()
         self.latent_dim, self.num_classes, self.width = latent_dim, num_classes, width
+        # Stride 2 doubles the size for any kernel k with padding (k - 1) // 2 and output padding k % 2. With k = 4
+        # every output pixel gets the same number of kernel taps; with 3 or 5 neighbouring pixels get unequal
+        # numbers, which draws a checkerboard until G learns to hide it (Odena et al., 2016).
+        padding, output_padding = (kernel - 1) // 2, kernel % 2
         # The digit enters as a learned code that starts one-hot: ten numbers beside the noise rather than a
         # code as wide as it, which let G draw one fixed sample per digit and ignore the noise.
         self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
@@ -76,10 +80,10 @@ class ConvGenerator(nn.Module):
         self.project = nn.Linear(in_features, 4 * width * 7 * 7, bias=False)
         self.first = nn.Sequential(nn.BatchNorm2d(4 * width), nn.ReLU())
         self.rest = nn.Sequential(
-            nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1, bias=False),
+            nn.ConvTranspose2d(4 * width, 2 * width, kernel, 2, padding, output_padding, bias=False),
             nn.BatchNorm2d(2 * width),
             nn.ReLU(),
-            nn.ConvTranspose2d(2 * width, 1, 4, 2, 1),
+            nn.ConvTranspose2d(2 * width, 1, kernel, 2, padding, output_padding),
             nn.Tanh(),
         )
 
@@ -141,7 +145,7 @@ class ConvDiscriminator(nn.Module):
 def build_generator(config: Config) -> nn.Module:
     if config.preset == "classic":
         return ClassicGenerator(config.latent_dim, config.width)
-    return ConvGenerator(config.latent_dim, config.width, NUM_CLASSES if config.conditional else 0)
+    return ConvGenerator(config.latent_dim, config.width, NUM_CLASSES if config.conditional else 0, config.g_kernel)
 
 
 def build_discriminator(config: Config) -> nn.Module:

@@ -18,7 +18,7 @@ from gan.config import Config
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.images import grid_png
 from gan.metrics import score_generator
-from gan.train import Control, StepMetrics, Trainer, TrainingDiverged
+from gan.train import Change, Control, StepMetrics, Trainer, TrainingDiverged
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 SaveErrorCallback = Callable[[OSError], None]
@@ -72,6 +72,7 @@ def train_run(
     on_epoch: EpochCallback | None = None,
     on_save_error: SaveErrorCallback | None = None,
     max_seconds: float | None = None,
+    on_change: Callable[[Change], None] | None = None,
 ) -> str:
     """Train and keep the run folder up to date: history and an epoch file (with its grid) after each epoch,
     and the exact state at a stop or time budget. Returns the loop's outcome.
@@ -86,6 +87,11 @@ def train_run(
         pending.append({"kind": "step", **asdict(metrics)})
         if on_step:
             on_step(metrics)
+
+    def record_change(change: Change) -> None:
+        pending.append({"kind": "change", **asdict(change)})
+        if on_change:
+            on_change(change)
 
     def flush_history() -> None:
         _save(lambda: run.append_history(pending), control, on_save_error)
@@ -105,7 +111,7 @@ def train_run(
             on_epoch(epoch, record)
 
     try:
-        outcome = trainer.run(control, record_step, end_epoch, max_seconds)
+        outcome = trainer.run(control, record_step, end_epoch, max_seconds, record_change)
     except TrainingDiverged:
         flush_history()
         raise

@@ -1,0 +1,99 @@
+"""Failure recipes: settings that reproduce a classic GAN failure within a few minutes on a laptop CPU.
+
+Each recipe is a named set of config values with a short explanation of what to watch and what it teaches; the
+CLI (`python -m gan train --recipe NAME`) and the app's recipe buttons both start runs from here. Every recipe
+was run and scored, and its grid looked at: the figures are in the README.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gan.config import Config, ConfigError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    title: str
+    what: str  # what goes wrong, in one sentence
+    watch: str  # what to look at on the charts and samples
+    teaches: str
+    settings: dict[str, Any] = field(default_factory=dict)  # Config.for_preset arguments, the preset included
+
+    def config(self, **overrides: Any) -> Config:
+        """The recipe's config; explicit overrides (None means 'not given') win."""
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return Config.for_preset(**{**self.settings, **given})
+
+    @property
+    def explanation(self) -> str:
+        return f"{self.title}: {self.what} Watch: {self.watch} It teaches: {self.teaches}"
+
+
+# Short epochs, so several epochs (each saved, with its grid and scores) fit in two or three minutes.
+_SHORT = {"steps_per_epoch": 150, "evaluate": True}
+
+RECIPES: dict[str, Recipe] = {
+    recipe.name: recipe
+    for recipe in (
+        Recipe(
+            name="mode-collapse",
+            title="Mode collapse",
+            what="G learns much faster than D and settles on a few digits or a few shapes that D currently accepts.",
+            watch="the sample grid turning into copies of the same few shapes, and the class histogram on the Timeline "
+            "page piling up on one or two digits while the losses look calm.",
+            teaches="low losses do not mean a good generator; D must keep up for G to be pushed towards every digit "
+            "(the presets' minibatch-spread feature exists to fight this).",
+            settings={"preset": "classic", "lr_g": 2e-3, "lr_d": 1e-4, "epochs": 12, **_SHORT},
+        ),
+        Recipe(
+            name="vanishing-gradients",
+            title="Vanishing gradients",
+            what="the original minimax G loss, log(1 - D(G(z))), against a D that learns faster: once D rejects the "
+            "fakes, the loss is flat and G's gradient is near zero.",
+            watch="D(G(z)) dropping to about 0 within the first steps, G's gradient norm falling, and the samples "
+            "staying noise.",
+            teaches="why practical GANs train G to maximise log D(G(z)) instead (the bce loss): same fixed point, "
+            "strong gradients exactly when G is losing.",
+            settings={"preset": "classic", "loss": "saturating", "lr_d": 1e-3, "lr_g": 2e-4, "epochs": 12, **_SHORT},
+        ),
+        Recipe(
+            name="overpowered-d",
+            title="Overpowered discriminator",
+            what="D takes five steps at a high learning rate for every small G step, so it always wins.",
+            watch="D(x) pinned near 1 and D(G(z)) near 0, D's loss near 0, G's loss climbing and its gradients small; "
+            "the samples improve very slowly, if at all.",
+            teaches="a GAN is a balance: a perfect D gives G nothing to learn from, so D is kept no stronger than "
+            "it needs to be.",
+            settings={"preset": "classic", "d_steps": 5, "lr_d": 1e-3, "lr_g": 5e-5, "epochs": 8, **_SHORT},
+        ),
+        Recipe(
+            name="unstable",
+            title="Unstable training",
+            what="learning rates about 20 times too high, with plain momentum: each player overshoots the other.",
+            watch="the losses and D(x), D(G(z)) swinging instead of settling, and the samples changing character from "
+            "epoch to epoch rather than sharpening.",
+            teaches="GANs need small steps: the two players chase a moving target, and large steps make them orbit "
+            "the balance instead of reaching it.",
+            settings={"preset": "classic", "lr_g": 4e-3, "lr_d": 4e-3, "beta1": 0.9, "epochs": 12, **_SHORT},
+        ),
+        Recipe(
+            name="checkerboard",
+            title="Checkerboard artefacts",
+            what="G's transposed convolutions use a 3x3 kernel with stride 2, so neighbouring output pixels receive "
+            "different numbers of kernel taps.",
+            watch="a fine grid pattern over the digits and the background in the sample grid, strongest early on.",
+            teaches="why generators use kernels divisible by the stride (4 with stride 2, as in every other preset "
+            "here) or resize-then-convolve.",
+            settings={"preset": "dcgan", "g_kernel": 3, "epochs": 4, **_SHORT},
+        ),
+    )
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ConfigError("recipe", name, f"one of {', '.join(RECIPES)}")
+    return RECIPES[name]
