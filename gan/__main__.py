@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gan import compare
 from gan.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator
 from gan.config import G_KERNELS, LOSSES, PRECISIONS, PRESETS, Config, ConfigError, parse_change
 from gan.data import DataError, to_unit_range
+from gan.diagnose import diagnose
 from gan.images import grid_png
 from gan.latent import sample
 from gan.metrics import (
@@ -114,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(command=eval_command)
     evaluate.add_argument("--run", required=True)
     evaluate.add_argument("--epoch", type=int, help="default: every saved epoch")
+
+    comparing = commands.add_parser("compare", help="the settings that differ between runs, and their scores by epoch")
+    comparing.set_defaults(command=compare_command)
+    comparing.add_argument("runs", nargs="+", metavar="RUN", help="2 to 4 run names")
     return parser
 
 
@@ -163,6 +169,7 @@ def train_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: (control.stop(), signal.signal(signal.SIGINT, signal.SIG_DFL)))
     outcome = _train_with_progress(run, trainer, control, args.max_minutes)
     print(f"{outcome}: epoch {trainer.epoch}/{config.epochs}, step {trainer.step}, saved in {run.path}")
+    _print_diagnosis(run.history())
     return 0
 
 
@@ -269,7 +276,41 @@ def eval_command(args: argparse.Namespace) -> int:
     for epoch in epochs:
         scores = Scores.from_dict(saved[epoch]) if saved.get(epoch) else score_generator(load_generator(run, epoch)[0])
         print(_scores_row(f"epoch {epoch}", scores))
+    _print_diagnosis(run.history())
     return 0
+
+
+def _print_diagnosis(history: list[dict]) -> None:
+    findings = diagnose(history)
+    print("diagnosis: " + ("nothing alarming in the history and scores" if not findings else ""))
+    for finding in findings:
+        print(f"- {finding.text()}")
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    compare.check_count(args.runs)
+    runs = compare.load([Run.at(name, args.root) for name in args.runs])
+    differing = compare.differing_settings(runs)
+    width = max(12, *(len(run.name) for run in runs))
+    print("settings that differ" if differing else "every setting is the same")
+    if differing:
+        print(f"{'':<18} " + " ".join(f"{run.name:<{width}}" for run in runs))
+        for name, row in differing.items():
+            print(f"{name:<18} " + " ".join(f"{str(value):<{width}}" for value in row))
+    for run in runs:
+        columns, rows = compare.score_table(run)
+        print(f"\nrun {run.name}: scores per epoch" + ("" if rows else ": none (trained with --no-eval?)"))
+        if rows:
+            print(" ".join(f"{column:>16}" for column in columns))
+            for row in rows:
+                print(" ".join(f"{_cell(value):>16}" for value in row))
+    return 0
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _scores_row(label: str, scores: Scores) -> str:

@@ -1,0 +1,193 @@
+"""Diagnosis: name the classic GAN failures seen in a run's history and scores, each with what to try.
+
+Pure functions of the history records (`{"kind": "step"|"epoch"|"change", ...}`, as saved in history.jsonl): no
+files, no models. Each check looks at the recent part of the run (the last `RECENT` of its steps, at least
+`MIN_STEPS` of them), so a run that recovered from an early imbalance is not blamed for it. The thresholds were
+set on the failure recipes and the healthy presets (gan/recipes.py): the recipes trip them, the presets do not.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+RECENT = 0.3  # the share of the run's latest steps each check looks at
+MIN_STEPS = 60  # fewer steps than this in that stretch: too early to tell
+D_SURE_REAL, D_SURE_FAKE = 0.9, 0.1  # D winning: median D(x) above, median D(G(z)) below
+GRAD_FALL = 0.1  # vanishing gradients: G's recent gradient norm below this share of its norm early on
+SWING = 0.35  # oscillation: the smoothed curve's spread against its typical size
+SMOOTHING = 0.9  # the EMA applied before judging swings, so that batch noise is not called oscillation
+FEW_CLASSES, CROWDED_CLASS = 8, 0.3  # collapse across classes: digits covered below, or one digit above this share
+LOW_RECALL = 0.25  # collapse within classes: recall (or coverage) below this
+NOISE_FID, NOISE_CONFIDENCE = 150.0, 0.6  # samples still noise: FID above and the judge's confidence below
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str  # d-winning, vanishing-gradients, oscillation, collapse-across-classes, collapse-within-classes, noise
+    title: str
+    evidence: str  # what was seen, with the numbers
+    suggestion: str  # what to try
+
+    def text(self) -> str:
+        return f"{self.title}: {self.evidence} Try: {self.suggestion}"
+
+
+def steps_of(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Full training steps (step-throughs of one player excluded), in order."""
+    return [r for r in history if r.get("kind", "step") == "step" and r.get("players", "dg") == "dg"]
+
+
+def epochs_of(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in history if r.get("kind") == "epoch"]
+
+
+def recent(steps: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The latest RECENT of the steps; empty when that is fewer than MIN_STEPS."""
+    stretch = list(steps[len(steps) - max(MIN_STEPS, int(len(steps) * RECENT)) :])
+    return stretch if len(stretch) >= MIN_STEPS else []
+
+
+def values(records: Sequence[dict[str, Any]], name: str) -> list[float]:
+    found = (record.get(name) for record in records)
+    return [float(value) for value in found if isinstance(value, (int, float)) and math.isfinite(value)]
+
+
+def smooth(series: Sequence[float], weight: float = SMOOTHING) -> list[float]:
+    """An exponential moving average, debiased at the start."""
+    smoothed, average = [], 0.0
+    for count, value in enumerate(series, start=1):
+        average = weight * average + (1 - weight) * value
+        smoothed.append(average / (1 - weight**count))
+    return smoothed
+
+
+def d_winning(history: Sequence[dict[str, Any]]) -> Finding | None:
+    stretch = recent(steps_of(history))
+    real, fake = values(stretch, "d_real"), values(stretch, "d_fake")
+    if len(real) < MIN_STEPS or len(fake) < MIN_STEPS:
+        return None  # too early, or a wgan-gp critic, whose scores are not beliefs
+    d_real, d_fake = statistics.median(real), statistics.median(fake)
+    if d_real <= D_SURE_REAL or d_fake >= D_SURE_FAKE:
+        return None
+    return Finding(
+        "d-winning",
+        "D is winning",
+        f"over the last {len(stretch)} steps D(x) is {d_real:.2f} and D(G(z)) {d_fake:.3f} (medians): D tells "
+        "every fake from every real digit, so G learns little.",
+        "slow D down (a lower lr_d, d_steps 1) or speed G up (a higher lr_g); the non-saturating bce or the hinge "
+        "loss keep G's gradients alive meanwhile.",
+    )
+
+
+def vanishing_gradients(history: Sequence[dict[str, Any]]) -> Finding | None:
+    steps = steps_of(history)
+    stretch = recent(steps)
+    late = values(stretch, "grad_norm_g")
+    early = values(steps[: max(MIN_STEPS // 2, len(steps) // 10)], "grad_norm_g")
+    if len(late) < MIN_STEPS or not early:
+        return None
+    late_norm, early_norm = statistics.median(late), max(early)
+    if early_norm <= 0 or late_norm >= GRAD_FALL * early_norm:
+        return None
+    return Finding(
+        "vanishing-gradients",
+        "G's gradients have vanished",
+        f"G's gradient norm is {late_norm:.2g} over the last {len(stretch)} steps (median), down from {early_norm:.2g} "
+        "early on: G barely moves.",
+        "use the non-saturating loss (bce) rather than saturating, or hinge or wgan-gp; weaken D (lower lr_d).",
+    )
+
+
+def oscillation(history: Sequence[dict[str, Any]]) -> Finding | None:
+    stretch = recent(steps_of(history))
+    swings = {}
+    for name in ("loss_d", "loss_g"):
+        series = smooth(values(stretch, name))
+        if len(series) < MIN_STEPS:
+            return None
+        typical = statistics.median(abs(value) for value in series) or 1e-12
+        swings[name] = statistics.pstdev(series) / typical
+    if max(swings.values()) <= SWING:
+        return None
+    name = max(swings, key=swings.get)
+    return Finding(
+        "oscillation",
+        "The losses oscillate",
+        f"over the last {len(stretch)} steps the smoothed {name.replace('_', ' ')} swings by "
+        f"{swings[name]:.0%} of its typical size instead of settling.",
+        "lower both learning rates (by 5-10x), or a lower beta1 (0.5) for Adam; an EMA generator smooths samples.",
+    )
+
+
+def latest_scores(history: Sequence[dict[str, Any]]) -> tuple[int, dict[str, Any]] | None:
+    scored = [record for record in epochs_of(history) if record.get("scores")]
+    return (scored[-1]["epoch"], scored[-1]["scores"]) if scored else None
+
+
+def collapse_across_classes(history: Sequence[dict[str, Any]]) -> Finding | None:
+    latest = latest_scores(history)
+    if latest is None or not latest[1].get("histogram"):
+        return None
+    epoch, scores = latest
+    histogram = [float(value) for value in scores["histogram"]]
+    covered, top = int(scores.get("classes_covered", 10)), max(histogram)
+    if covered >= FEW_CLASSES and top <= CROWDED_CLASS:
+        return None
+    crowded = ", ".join(str(digit) for digit, share in enumerate(histogram) if share > CROWDED_CLASS)
+    return Finding(
+        "collapse-across-classes",
+        "Mode collapse across digits",
+        f"at epoch {epoch} the samples cover {covered} of 10 digits"
+        + (f" and {top:.0%} of them are read as {crowded}." if crowded else "."),
+        "strengthen D relative to G (raise lr_d or lower lr_g), use a larger batch, or a conditional preset "
+        "(cdcgan), whose D checks the digit it was told.",
+    )
+
+
+def collapse_within_classes(history: Sequence[dict[str, Any]]) -> Finding | None:
+    latest = latest_scores(history)
+    if latest is None:
+        return None
+    epoch, scores = latest
+    measured = {name: scores[name] for name in ("recall", "coverage") if isinstance(scores.get(name), (int, float))}
+    low = {name: value for name, value in measured.items() if value < LOW_RECALL}
+    if not low:
+        return None
+    described = " and ".join(f"{name} {value:.2f}" for name, value in low.items())
+    return Finding(
+        "collapse-within-classes",
+        "Mode collapse within digits",
+        f"at epoch {epoch} {described}: the samples cover only a narrow part of the real digits' variety, even "
+        "where every digit appears.",
+        "strengthen D relative to G, keep minibatch spread in D (dcgan, cdcgan), or lower lr_g.",
+    )
+
+
+def still_noise(history: Sequence[dict[str, Any]]) -> Finding | None:
+    latest = latest_scores(history)
+    if latest is None:
+        return None
+    epoch, scores = latest
+    fid, confidence = float(scores.get("fid", 0)), float(scores.get("mean_confidence", 1))
+    if fid <= NOISE_FID or confidence >= NOISE_CONFIDENCE:
+        return None
+    return Finding(
+        "noise",
+        "No digits yet",
+        f"at epoch {epoch} FID is {fid:.0f} and the digit judge is only {confidence:.0%} sure of its readings: the "
+        "samples are not digits.",
+        "if this persists past the first epochs, look at D(G(z)) and G's gradient: a D that wins outright (see "
+        "above) leaves G nothing to learn from.",
+    )
+
+
+CHECKS = (d_winning, vanishing_gradients, oscillation, collapse_across_classes, collapse_within_classes, still_noise)
+
+
+def diagnose(history: Sequence[dict[str, Any]]) -> list[Finding]:
+    """Everything the checks see in a run's history, most basic first; empty when nothing looks wrong."""
+    return [finding for check in CHECKS if (finding := check(history)) is not None]
