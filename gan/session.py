@@ -18,6 +18,7 @@ from gan.config import Config
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.images import grid_png
 from gan.metrics import score_generator
+from gan.stepthrough import StepThrough, probe
 from gan.train import Change, Control, StepMetrics, Trainer, TrainingDiverged
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
@@ -73,6 +74,7 @@ def train_run(
     on_save_error: SaveErrorCallback | None = None,
     max_seconds: float | None = None,
     on_change: Callable[[Change], None] | None = None,
+    before_requested_step: Callable[[str], None] | None = None,
 ) -> str:
     """Train and keep the run folder up to date: history and an epoch file (with its grid) after each epoch,
     and the exact state at a stop or time budget. Returns the loop's outcome.
@@ -111,7 +113,7 @@ def train_run(
             on_epoch(epoch, record)
 
     try:
-        outcome = trainer.run(control, record_step, end_epoch, max_seconds, record_change)
+        outcome = trainer.run(control, record_step, end_epoch, max_seconds, record_change, before_requested_step)
     except TrainingDiverged:
         flush_history()
         raise
@@ -158,6 +160,8 @@ class Snapshot:
     saved_epochs: tuple[int, ...] = ()
     error: str | None = None
     started: float = field(default_factory=time.time)
+    changes: tuple[dict[str, Any], ...] = ()  # settings changed mid-run: {"kind": "change", "step", "field", ...}
+    step_through: StepThrough | None = None  # the latest single step taken while paused, probed before and after
 
     @property
     def active(self) -> bool:
@@ -236,6 +240,26 @@ class TrainingSession:
                 self._publish(status="running", error=None)
                 self._control.resume()
 
+    def change(self, field: str, value: Any) -> bool:
+        """Ask the running or paused job to change a setting from its next step (at once while paused). Raises
+        ConfigError for a setting that cannot change or a bad value; returns whether the request was sent."""
+        with self._lock:
+            snapshot = self._snapshot
+            if snapshot.status not in ("running", "paused") or snapshot.config is None:
+                return False
+            snapshot.config.replace(**{field: value})  # the same checks as at start
+            self._control.change(field, value)
+            return True
+
+    def step(self, players: str) -> bool:
+        """Take one step of `players` ("d", "g" or "dg") while paused; returns whether it was asked for (not while
+        running, nor while an earlier step is still under way)."""
+        with self._lock:
+            if self._snapshot.status != "paused" or self._control.pending_steps:
+                return False
+            self._control.step(players)
+            return True
+
     def stop(self, wait: float | None = None) -> None:
         with self._lock:
             if self._snapshot.active:
@@ -259,12 +283,15 @@ class TrainingSession:
         except Exception as error:  # shown to the user; nothing was trained
             self._publish(status="failed", error=str(error))
             return
-        history, epoch_records = ThinnedHistory(), []
+        history, epoch_records, change_records = ThinnedHistory(), [], []
         for record in run.history(trainer.step):  # a resumed run shows its whole past, thinned like new steps
             if record.get("kind") == "step":
                 history.add(record)
             elif record.get("kind") == "epoch":
                 epoch_records.append(record)
+            elif record.get("kind") == "change":
+                change_records.append(record)
+        probed: dict[str, Any] = {}  # the probe taken just before a requested step
         last = {"publish": 0.0, "grid": time.monotonic()}  # the first grid is drawn just below
         self._publish(
             status="paused" if control.paused else "running",
@@ -277,10 +304,30 @@ class TrainingSession:
             epoch_records=tuple(epoch_records),
             grid_png=grid_png(trainer.sample_fixed()),
             saved_epochs=tuple(run.epochs()),
+            changes=tuple(change_records),
         )
+
+        def on_change(change: Change) -> None:
+            change_records.append({"kind": "change", **asdict(change)})
+            self._publish(
+                changes=tuple(change_records), config=trainer.config, step=trainer.step, history=tuple(history.records)
+            )
+
+        def before_requested_step(players: str) -> None:
+            probed["before"] = probe(trainer)
 
         def on_step(metrics: StepMetrics) -> None:
             history.add(asdict(metrics))
+            if "before" in probed:  # a requested step: show it at once, whoever watches
+                after = probe(trainer)
+                self._publish(
+                    step_through=StepThrough(metrics.players, probed.pop("before"), after),
+                    step=metrics.step,
+                    seconds=metrics.seconds,
+                    history=tuple(history.records),
+                    grid_png=grid_png(trainer.sample_fixed()),
+                )
+                return
             now = time.monotonic()
             changes: dict[str, Any] = {}
             if now - last["grid"] >= self.grid_interval and self._last_read >= last["grid"]:
@@ -317,7 +364,9 @@ class TrainingSession:
             control.wait_while_paused()
 
         try:
-            outcome = train_run(run, trainer, control, on_step, on_epoch, on_save_error)
+            outcome = train_run(
+                run, trainer, control, on_step, on_epoch, on_save_error, None, on_change, before_requested_step
+            )
         except TrainingDiverged as error:
             kept = run.epochs()
             self._publish(

@@ -358,10 +358,12 @@ class Trainer:
         on_epoch_end: Callable[[int], None] | None = None,
         max_seconds: float | None = None,
         on_change: Callable[[Change], None] | None = None,
+        before_requested_step: Callable[[str], None] | None = None,
     ) -> str:
         """Train until the configured epochs are done ("finished"), a stop ("stopped") or the time budget
         ("time_budget"). `on_epoch_end(n)` is called with the number of epochs completed, `on_change` with each
-        setting changed (requested through `control` or scheduled by the config's `set_at`)."""
+        setting changed (requested through `control` or scheduled by the config's `set_at`), and
+        `before_requested_step(players)` just before a step asked for through `control.step`."""
         control = control or Control()
         self.G.train()
         self.D.train()
@@ -370,9 +372,11 @@ class Trainer:
                 self.data, self.config.batch_size, self.config.seed, self.epoch, self.batch, self.config.steps_per_epoch
             )
             for real, labels in epoch_batches:
-                players = self._next_step(control, max_seconds, on_change)
+                players, requested = self._next_step(control, max_seconds, on_change)
                 if players in ("stopped", "time_budget"):
                     return players
+                if requested and before_requested_step:
+                    before_requested_step(players)
                 metrics = self.train_step(real, labels, players)
                 if on_step:
                     on_step(metrics)
@@ -384,8 +388,9 @@ class Trainer:
 
     def _next_step(
         self, control: Control, max_seconds: float | None, on_change: Callable[[Change], None] | None
-    ) -> str:
-        """Wait while paused, applying changes as they come; the players of the next step, or why to end."""
+    ) -> tuple[str, bool]:
+        """Wait while paused, applying changes as they come; the players of the next step and whether it was
+        requested through `control.step`, or why to end."""
         while True:
             control.wait_for_work()
             for field, value in control.take_changes():
@@ -394,14 +399,14 @@ class Trainer:
                 if scheduled.step == self.step:
                     self._apply_change(scheduled.field, scheduled.value, on_change)
             if control.stop_requested:
-                return "stopped"
+                return "stopped", False
             if max_seconds is not None and self.seconds >= max_seconds:
-                return "time_budget"
+                return "time_budget", False
             players = control.take_step()
             if players is not None:
-                return players
+                return players, True
             if not control.paused:
-                return "dg"
+                return "dg", False
 
     def _apply_change(self, field: str, value: Any, on_change: Callable[[Change], None] | None) -> Change | None:
         """Set a changeable setting for the steps to come; a value equal to the current one changes nothing

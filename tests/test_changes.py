@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import torch
 from gan.checkpoints import Run
 from gan.config import ConfigError
 from gan.data import DEFAULT_DATA_DIR, load_mnist
-from gan.session import prepare_trainer, train_run
+from gan.session import TrainingSession, prepare_trainer, train_run
 from gan.stepthrough import probe
 from gan.train import Change, Control, Trainer, configure_threads
 from tests.conftest import tiny_config
@@ -245,3 +246,42 @@ def test_a_probe_leaves_the_trainer_as_it_was(data):
     assert same(state["G"], trainer_state(trainer)["G"]) and torch.equal(rng, trainer.noise.get_state())
     assert len(first.d_real) == len(first.d_fake) == 100 and all(0 <= value <= 1 for value in first.d_real)
     assert first.grid_png[:4] == b"\x89PNG" and probe(trainer) == first
+
+
+# --- through the app's session ----------------------------------------------------------------------------------
+
+
+def wait_until(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_the_session_changes_settings_and_steps_one_player_while_paused(root):
+    session = TrainingSession()
+    assert session.start(tiny_config(epochs=1, steps_per_epoch=1_000_000), "live")
+    wait_until(lambda: session.snapshot().step > 0)
+    assert session.step("d") is False, "single steps only while paused"
+    session.pause()
+    assert session.change("lr_d", 0.002)
+    with pytest.raises(ConfigError, match="lr_g"):
+        session.change("lr_g", 5.0)
+    wait_until(lambda: session.snapshot().changes)
+    snapshot = session.snapshot()
+    assert snapshot.config.lr_d == 0.002 and snapshot.status == "paused"
+    assert snapshot.changes[0]["field"] == "lr_d" and snapshot.changes[0]["step"] == snapshot.step
+
+    for players in ("d", "g"):
+        step = session.snapshot().step
+        assert session.step(players)
+        wait_until(lambda: session.snapshot().step == step + 1)  # noqa: B023
+        shown = session.snapshot().step_through
+        assert shown.players == players and (shown.before.step, shown.after.step) == (step, step + 1)
+        # the grid is drawn by G: a D step leaves it as it was, a G step changes it; D's outputs change either way
+        assert (shown.before.grid_png == shown.after.grid_png) == (players == "d")
+        assert shown.before.d_fake != shown.after.d_fake
+    assert session.snapshot().status == "paused"
+    session.stop(wait=30)
+    records = Run.at("live", root).history()
+    assert [r["players"] for r in records if r["kind"] == "step"][-2:] == ["d", "g"]
