@@ -5,6 +5,7 @@ Everything here is presentation; the work is done by `gan/`.
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from gan.latent import Directions, principal_directions, typical_distance
 from gan.session import TrainingSession
 
 COLORS = {"loss_d": "#1f77b4", "loss_g": "#ff7f0e", "d_real": "#2ca02c", "d_fake": "#d62728"}
+CHANGE_COLOR = "#9467bd"  # lines where a setting changed mid-run
 LABELS = {
     "loss_d": "D loss",
     "loss_g": "G loss",
@@ -189,23 +191,30 @@ def metric_figure(
     highlight: Marker | None = None,
     height: int = 260,
     points: int = CHART_POINTS,
+    changes: Sequence[Marker] = (),
 ) -> go.Figure:
-    """Raw values (faint) and their smoothed curve (solid) against the step, with optional epoch lines; each curve
-    thinned to about `points` points after smoothing.
+    """Raw values (faint) and their smoothed curve (solid) against the step, with optional epoch lines and labelled
+    lines where settings changed mid-run; each curve thinned to about `points` points after smoothing. Missing
+    values (None: a wgan-gp critic has no beliefs) leave gaps.
 
     Built in one go from plain dicts: adding shapes one by one (add_vline) costs plotly ~10 ms each, which a
     live chart cannot afford."""
     steps = thin([record["step"] for record in records], points)
     traces = []
     for name in names:
-        raw = [record[name] for record in records]
+        raw = [record.get(name) for record in records]
         line = {"color": COLORS[name]}
         traces.append({"type": "scatter", "x": steps, "y": thin(raw, points), "mode": "lines", "opacity": 0.25,
                        "line": {**line, "width": 1}, "hoverinfo": "skip", "showlegend": False})  # fmt: skip
-        traces.append({"type": "scatter", "x": steps, "y": thin(smooth(raw, smoothing), points), "mode": "lines",
+        traces.append({"type": "scatter", "x": steps, "y": thin(smooth_gaps(raw, smoothing), points), "mode": "lines",
                        "name": LABELS[name], "line": {**line, "width": 2}})  # fmt: skip
     shapes = [vertical_line(marker.step, 1, "dot", "rgba(128,128,128,0.5)") for marker in markers]
     annotations = []
+    for change in changes:
+        shapes.append(vertical_line(change.step, 2, "dash", CHANGE_COLOR))
+        annotations.append({"x": change.step, "xref": "x", "y": 0.98, "yref": "paper", "text": change.label,
+                            "showarrow": False, "xanchor": "left", "yanchor": "top", "textangle": -90,
+                            "font": {"size": 11, "color": CHANGE_COLOR}})  # fmt: skip
     if highlight is not None:
         shapes.append(vertical_line(highlight.step, 2, "dash", "#7f7f7f"))
         annotations.append({"x": highlight.step, "xref": "x", "y": 1, "yref": "paper", "text": highlight.label,
@@ -226,6 +235,24 @@ def metric_figure(
 
 def epoch_markers(epoch_records: Sequence[dict[str, Any]]) -> list[Marker]:
     return [Marker(record["step"], f"epoch {record['epoch']}") for record in epoch_records]
+
+
+def change_markers(change_records: Sequence[dict[str, Any]]) -> list[Marker]:
+    """A labelled line per setting changed mid-run, where it took effect (after its step)."""
+    return [Marker(record["step"], f"{record['field']}={format_value(record['new'])}") for record in change_records]
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "auto"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def smooth_gaps(values: Sequence[float | None], weight: float) -> list[float | None]:
+    """`smooth` over the present values, with the gaps (None) kept where they were."""
+    present = smooth([value for value in values if value is not None], weight)
+    filled = iter(present)
+    return [None if value is None else next(filled) for value in values]
 
 
 def scores_figure(histogram: Sequence[float]) -> go.Figure:
@@ -256,6 +283,12 @@ def picture_with_download(picture: Image.Image, caption: str, file_name: str, ke
     data = png_bytes(picture)
     st.image(data, caption=caption)
     download("Download PNG", data, file_name, key)
+
+
+def enlarge_png(png: bytes, scale: int) -> bytes:
+    """A PNG scaled up by whole pixels (nearest neighbour), so small digits stay crisp."""
+    picture = Image.open(io.BytesIO(png))
+    return png_bytes(picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST))
 
 
 def format_duration(seconds: float | None) -> str:

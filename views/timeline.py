@@ -14,7 +14,7 @@ from PIL import Image
 
 from gan.checkpoints import Run, RunInfo
 from gan.images import caption, gif_bytes
-from views import common
+from views import common, experiment
 
 PLAY_FRAMES = 40  # at most this many epochs in the in-page animation
 PLAY_SECONDS = 0.35
@@ -158,15 +158,18 @@ def charts(history: list[dict[str, Any]], record: dict[str, Any] | None, epoch: 
         st.caption("No steps logged for this run.")
         return
     highlight = common.Marker(record["step"], f"epoch {epoch}") if record else None
+    changes = common.change_markers([entry for entry in history if entry.get("kind") == "change"])
     smoothing = st.slider(
         "Smoothing", 0.0, 0.99, 0.6, 0.01, key="timeline_smoothing", width=320, help="Exponential moving average."
     )
     st.plotly_chart(
-        common.metric_figure(steps, ("loss_d", "loss_g"), "Losses", smoothing, highlight=highlight),
+        common.metric_figure(steps, ("loss_d", "loss_g"), "Losses", smoothing, highlight=highlight, changes=changes),
         key="timeline_losses",
     )
     st.plotly_chart(
-        common.metric_figure(steps, ("d_real", "d_fake"), "What D believes", smoothing, highlight=highlight),
+        common.metric_figure(
+            steps, ("d_real", "d_fake"), "What D believes", smoothing, highlight=highlight, changes=changes
+        ),
         key="timeline_beliefs",
     )
 
@@ -206,6 +209,8 @@ def timeline(info: RunInfo, live: bool) -> None:
         charts(history, records.get(epoch), epoch)
     st.subheader(f"Scores at epoch {epoch}")
     show_scores(records.get(epoch), info.config.conditional)
+    st.subheader("Diagnosis")
+    experiment.diagnosis(history)
     scores_over_time(records, epoch)
     compare(run, name, epochs)
 

@@ -17,7 +17,7 @@ from gan.config import LOSSES, PRECISIONS, PRESETS, Config, ConfigError
 from gan.metrics import judge_is_cached
 from gan.session import RunError, Snapshot
 from gan.train import FIXED_SAMPLES
-from views import common
+from views import common, experiment
 
 FIELDS = (
     "epochs",
@@ -249,15 +249,23 @@ def job_charts(live: bool) -> None:
         help="Exponential moving average of the curves, as in TensorBoard. 0 shows raw values.",
     )
     markers = common.epoch_markers(snapshot.epoch_records)
+    changes = common.change_markers(snapshot.changes)
     records = snapshot.history
     for names, title, key in ((("loss_d", "loss_g"), "Losses", "live_losses"),
                               (("d_real", "d_fake"), "What D believes", "live_beliefs")):  # fmt: skip
-        figure = common.metric_figure(records, names, title, smoothing, markers, points=LIVE_CHART_POINTS)
+        figure = common.metric_figure(
+            records, names, title, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes
+        )
         st.plotly_chart(figure, key=key)
-    caption = "Dotted lines mark the ends of epochs. D(x) high and D(G(z)) low means D is winning for now."
+    caption = (
+        "Dotted lines mark the ends of epochs, dashed purple lines the settings changed mid-run. D(x) high and "
+        "D(G(z)) low means D is winning for now; a wgan-gp critic's scores are not beliefs, so that chart pauses "
+        "while it trains."
+    )
     if live:
         caption += f" While training, charts refresh every {CHARTS_EVERY:.0f} s and samples every {STATUS_EVERY:.0f} s."
     st.caption(caption)
+    experiment.diagnosis([*snapshot.history, *snapshot.epoch_records])
 
 
 def job_panel(snapshot: Snapshot) -> None:
@@ -266,6 +274,10 @@ def job_panel(snapshot: Snapshot) -> None:
     live = snapshot.active and st.session_state.get("live_view", True)
     st.html(STILL_PROGRESS_BAR)
     job_header(snapshot)
+    if snapshot.status in ("running", "paused"):
+        with st.expander("Experiment: change settings, step one player", icon=":material/science:"):
+            experiment.live_settings(snapshot, session)
+            experiment.step_through(snapshot, session)
     progress_box = st.container()
     charts, samples = st.columns([3, 2], gap="large")
     st.fragment(job_status, run_every=STATUS_EVERY if live else None)(snapshot.status, live, progress_box, samples)
@@ -314,7 +326,13 @@ def settings_form(active: bool) -> None:
         middle.number_input("G learning rate", key="cfg_lr_g", step=1e-4, format="%.5f")
         middle.number_input("D learning rate", key="cfg_lr_d", step=1e-4, format="%.5f")
         right.number_input("Latent size", key="cfg_latent_dim", step=1, help="Length of the noise vector z.")
-        right.selectbox("Loss", LOSSES, key="cfg_loss", help="bce: the original GAN loss; hinge: as in SAGAN.")
+        right.selectbox(
+            "Loss",
+            LOSSES,
+            key="cfg_loss",
+            help="bce: the original GAN loss (non-saturating G); saturating: the original minimax G loss; hinge: as "
+            "in SAGAN; lsgan: least squares; wgan-gp: a critic with a gradient penalty.",
+        )
         with st.expander("Advanced"):
             one, two, three = st.columns(3)
             one.number_input("Seed", key="cfg_seed", step=1)
@@ -397,6 +415,8 @@ def page() -> None:
         with settings:
             settings_form(snapshot.active)
     continue_panel(selected, snapshot.active)
+    with st.expander("Failure recipes: reproduce a classic failure", icon=":material/science:"):
+        experiment.recipes(session, snapshot.active)
 
 
 page()
