@@ -15,7 +15,7 @@ from gan.images import grid_png
 from gan.train import Trainer, d_belief, discriminator_loss, generator_loss
 
 PROBE_SEED_OFFSET = 3  # the probe's real digits: a pure function of the run's seed, never the training noise
-STEP_NAMES = {"d": "one D step", "g": "one G step", "dg": "one of each"}
+STEP_NAMES = {"d": "One D step", "g": "One G step", "dg": "One of each"}
 
 
 @dataclass(frozen=True)

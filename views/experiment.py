@@ -127,7 +127,7 @@ def mean(values: Sequence[float]) -> float:
 
 def before_and_after(shown: StepThrough) -> None:
     before, after = shown.before, shown.after
-    st.markdown(f"**{shown.title.capitalize()}**, step {before.step} → {after.step}, on the probe digits and fakes:")
+    st.markdown(f"**{shown.title}**, step {before.step} → {after.step}, on the probe digits and fakes:")
     columns = st.columns(4)
     columns[0].metric("D loss", f"{after.loss_d:.3f}", f"{after.loss_d - before.loss_d:+.3f}", delta_color="off")
     columns[1].metric("G loss", f"{after.loss_g:.3f}", f"{after.loss_g - before.loss_g:+.3f}", delta_color="off")
@@ -159,7 +159,7 @@ def step_through(snapshot: Snapshot, session: TrainingSession) -> None:
     with st.container(horizontal=True):
         for players, name in STEP_NAMES.items():
             st.button(
-                name.capitalize(),
+                name,
                 key=f"step_{players}",
                 disabled=not paused,
                 on_click=take_step,
