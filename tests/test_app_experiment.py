@@ -143,3 +143,14 @@ def test_the_compare_page_overlays_runs_and_lists_what_differs(root):
     at.segmented_control(key="compare_axis").set_value("images").run()
     assert not at.exception
     assert chart_specs(at)[0]["layout"]["xaxis"]["title"]["text"] == "images seen"
+
+
+def test_a_critic_gets_its_own_chart_instead_of_beliefs(root):
+    session = common.get_session()
+    assert session.start(tiny_config(epochs=1, steps_per_epoch=1_000_000, loss="wgan-gp"), "critic")
+    at = open_app()
+    wait_until(at, lambda: len(session.snapshot().history) > 2)
+    titles = [spec["layout"]["title"]["text"] for spec in chart_specs(at)]
+    assert titles == ["Losses", "What D believes", common.CRITIC_TITLE]
+    beliefs = chart_specs(at)[1]
+    assert all(value is None for trace in beliefs["data"] for value in trace["y"]), "no beliefs drawn for a critic"

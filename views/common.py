@@ -24,14 +24,16 @@ from gan.images import png_bytes
 from gan.latent import Directions, principal_directions, typical_distance
 from gan.session import TrainingSession
 
-COLORS = {"loss_d": "#1f77b4", "loss_g": "#ff7f0e", "d_real": "#2ca02c", "d_fake": "#d62728"}
+COLORS = {"loss_d": "#1f77b4", "loss_g": "#ff7f0e", "d_real": "#2ca02c", "d_fake": "#d62728", "wasserstein": "#8c564b"}
 CHANGE_COLOR = "#9467bd"  # lines where a setting changed mid-run
 LABELS = {
     "loss_d": "D loss",
     "loss_g": "G loss",
     "d_real": "D(x): real judged real",
     "d_fake": "D(G(z)): fake judged real",
+    "wasserstein": "critic's D(x) - D(G(z))",
 }
+CRITIC_TITLE = "wgan-gp critic: its estimate of the distance to the real digits"
 CHART_POINTS = 3000  # thin long histories before plotting; the browser need not draw 50,000 points
 # Short epochs (12,800 images, about 12 s on a laptop CPU) so that the timeline fills while a newcomer watches;
 # scoring only when the digit judge is already built, so that nothing delays the first digits.

@@ -172,6 +172,13 @@ def charts(history: list[dict[str, Any]], record: dict[str, Any] | None, epoch: 
         ),
         key="timeline_beliefs",
     )
+    if any(entry.get("wasserstein") is not None for entry in steps):
+        st.plotly_chart(
+            common.metric_figure(
+                steps, ("wasserstein",), common.CRITIC_TITLE, smoothing, highlight=highlight, changes=changes
+            ),
+            key="timeline_critic",
+        )
 
 
 def timeline(info: RunInfo, live: bool) -> None:

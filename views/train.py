@@ -257,10 +257,14 @@ def job_charts(live: bool) -> None:
             records, names, title, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes
         )
         st.plotly_chart(figure, key=key)
+    if any(record.get("wasserstein") is not None for record in records):
+        critic = (("wasserstein",), common.CRITIC_TITLE)
+        figure = common.metric_figure(records, *critic, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes)
+        st.plotly_chart(figure, key="live_critic")
     caption = (
         "Dotted lines mark the ends of epochs, dashed purple lines the settings changed mid-run. D(x) high and "
-        "D(G(z)) low means D is winning for now; a wgan-gp critic's scores are not beliefs, so that chart pauses "
-        "while it trains."
+        "D(G(z)) low means D is winning for now. A wgan-gp critic's scores are not beliefs: while it trains that "
+        "chart pauses and a third shows the critic's D(x) - D(G(z)), which falls as G's digits get closer to real."
     )
     if live:
         caption += f" While training, charts refresh every {CHARTS_EVERY:.0f} s and samples every {STATUS_EVERY:.0f} s."
