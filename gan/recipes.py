@@ -42,12 +42,21 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="mode-collapse",
             title="Mode collapse",
-            what="G learns much faster than D and settles on a few digits or a few shapes that D currently accepts.",
-            watch="the sample grid turning into copies of the same few shapes, and the class histogram on the Timeline "
-            "page piling up on one or two digits while the losses look calm.",
-            teaches="low losses do not mean a good generator; D must keep up for G to be pushed towards every digit "
-            "(the presets' minibatch-spread feature exists to fight this).",
-            settings={**_SMALL, "lr_g": 2e-3, "lr_d": 5e-5},
+            what="once G draws rough digits, D stops learning (its learning rate drops to 1e-6 at step 1,200, a "
+            "scheduled change): G, chasing a D that no longer adapts, maps every noise vector to the one image D "
+            "likes best.",
+            watch="after the marked change, the grid turning into 100 copies of one shape within an epoch, the digits "
+            "covered falling to one, while D(G(z)) rises and G's loss falls as if G were winning.",
+            teaches="it is D's constant adaptation that pushes G to cover every digit: a G that beats a fixed D "
+            "collapses onto D's favourite, and calm or falling G losses do not mean a good generator.",
+            settings={
+                **_SMALL,
+                "lr_g": 1e-3,
+                "lr_d": 2e-4,
+                "ema_decay": 0.99,
+                "set_at": ("1200:lr_d=0.000001",),
+                "epochs": 8,
+            },  # fmt: skip
         ),
         Recipe(
             name="vanishing-gradients",
@@ -64,8 +73,9 @@ RECIPES: dict[str, Recipe] = {
             name="overpowered-d",
             title="Overpowered discriminator",
             what="D takes five steps at a high learning rate for every small G step, so it always wins.",
-            watch="D(x) pinned near 1 and D(G(z)) near 0, D's loss near 0, G's loss climbing and its gradients small; "
-            "the samples improve very slowly, if at all.",
+            watch="D(x) pinned near 1 and D(G(z)) near 0, D's loss near 0 and G's loss high; G's gradients are "
+            "large (the non-saturating loss keeps them so) but its small steps never catch up, and the samples stay "
+            "noise.",
             teaches="a GAN is a balance: a perfect D gives G nothing to learn from, so D is kept no stronger than "
             "it needs to be.",
             settings={**_SMALL, "d_steps": 5, "lr_d": 2e-3, "lr_g": 2e-5, "epochs": 10},

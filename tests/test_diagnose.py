@@ -79,8 +79,13 @@ def test_collapse_within_classes_from_recall_or_coverage():
     assert names([*history(), epoch(BALANCED)]) == [], "without those scores, nothing is claimed"
 
 
-def test_noise_when_the_judge_reads_no_digits():
-    assert names([*history(), epoch(BALANCED, fid=400.0, mean_confidence=0.3)]) == ["noise"]
+def test_noise_is_not_called_collapse():
+    """The judge reads noise as some digit or other: a histogram of noise says nothing about collapse."""
+    assert names([*history(), epoch([1.0] + [0.0] * 9, fid=850.0)]) == ["noise"]
+
+
+def test_a_loss_pinned_near_zero_is_not_oscillating():
+    assert names(history(loss_d=lambda s: 1e-6 * (1 + math.sin(s)), grad_norm_g=lambda s: 1.0)) == []
 
 
 def test_step_throughs_are_left_out():
