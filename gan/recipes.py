@@ -83,20 +83,21 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="unstable",
             title="Unstable training",
-            what="learning rates 25 times the classic preset's 2e-4, with more momentum: each player overshoots the "
-            "other.",
+            what="learning rates five times the classic preset's 2e-4, with Adam's usual momentum (beta1 0.9, where "
+            "GANs use 0.5): each player overshoots the other.",
             watch="the losses and D(x), D(G(z)) swinging instead of settling, and the samples changing character from "
             "epoch to epoch rather than sharpening.",
             teaches="GANs need small steps: the two players chase a moving target, and large steps make them orbit "
             "the balance instead of reaching it.",
-            settings={**_SMALL, "lr_g": 5e-3, "lr_d": 5e-3, "beta1": 0.9},
+            settings={**_SMALL, "lr_g": 1e-3, "lr_d": 1e-3, "beta1": 0.9},
         ),
         Recipe(
             name="checkerboard",
             title="Checkerboard artefacts",
             what="G's transposed convolutions use a 3x3 kernel with stride 2, so neighbouring output pixels receive "
             "different numbers of kernel taps.",
-            watch="a fine grid pattern over the digits and the background in the sample grid, strongest early on.",
+            watch="a fine grid pattern over the digits and the background in the first epochs' samples (short epochs, "
+            "so the Timeline shows it), fading as G learns to hide it: compare epoch 1 with a dcgan run's epoch 1.",
             teaches="why generators use kernels divisible by the stride (4 with stride 2, as in every other preset "
             "here) or resize-then-convolve.",
             settings={
