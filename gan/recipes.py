@@ -34,6 +34,7 @@ class Recipe:
 
 # Small networks and short epochs: each recipe fails within its first minutes on a laptop CPU (and its epochs,
 # each saved with a grid and scores, come every few seconds); the failures do not depend on the size.
+_CONV = {"preset": "dcgan", "width": 16, "batch_size": 64}
 _SMALL = {"preset": "classic", "width": 64, "latent_dim": 32, "batch_size": 64, "steps_per_epoch": 400, "epochs": 30}
 
 RECIPES: dict[str, Recipe] = {
@@ -100,14 +101,7 @@ RECIPES: dict[str, Recipe] = {
             "so the Timeline shows it), fading as G learns to hide it: compare epoch 1 with a dcgan run's epoch 1.",
             teaches="why generators use kernels divisible by the stride (4 with stride 2, as in every other preset "
             "here) or resize-then-convolve.",
-            settings={
-                "preset": "dcgan",
-                "g_kernel": 3,
-                "width": 16,
-                "batch_size": 64,
-                "steps_per_epoch": 100,
-                "epochs": 10,
-            },  # fmt: skip
+            settings={**_CONV, "g_kernel": 3, "steps_per_epoch": 20, "epochs": 10},
         ),
     )
 }
