@@ -62,7 +62,7 @@ def test_vanishing_gradients():
 
 
 def test_oscillation_is_swinging_not_noise():
-    assert names(history(loss_g=lambda s: 1.0 + 0.8 * math.sin(s / 15))) == ["oscillation"]
+    assert names(history(loss_g=lambda s: 1.0 + 2.0 * math.sin(s / 15))) == ["oscillation"]
     noisy = random.Random(1)
     assert names(history(loss_g=lambda s: 1.0 + noisy.uniform(-0.5, 0.5))) == []
 
