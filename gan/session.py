@@ -16,6 +16,7 @@ from typing import Any
 from gan.checkpoints import CheckpointError, Run
 from gan.config import Config
 from gan.data import DEFAULT_DATA_DIR, load_mnist
+from gan.diagnose import sample_spread
 from gan.images import grid_png
 from gan.metrics import score_generator
 from gan.stepthrough import StepThrough, probe
@@ -101,6 +102,7 @@ def train_run(
 
     def end_epoch(epoch: int) -> None:
         record = {"kind": "epoch", "epoch": epoch, "step": trainer.step, "seconds": trainer.seconds}
+        record["spread"] = sample_spread(trainer.sample_fixed())
         if trainer.config.evaluate:
             record["scores"] = score_generator(trainer.G_ema).to_dict()
         pending.append(record)

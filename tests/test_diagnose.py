@@ -3,7 +3,10 @@
 import math
 import random
 
-from gan.diagnose import MIN_STEPS, diagnose
+import pytest
+import torch
+
+from gan.diagnose import MIN_STEPS, diagnose, sample_spread
 
 STEPS = 400
 
@@ -93,3 +96,14 @@ def test_step_throughs_are_left_out():
     for record in stepped[200:]:
         record.update(d_real=0.99, d_fake=0.01)
     assert names(stepped) == []
+
+
+def test_identical_samples_from_the_spread():
+    images = torch.zeros(100, 1, 28, 28)
+    assert sample_spread(images) == 0.0
+    images[::2] = 1.0  # half white, half grey: every pixel's deviation is 0.25
+    assert sample_spread(images) == pytest.approx(0.25)
+    record = {"kind": "epoch", "epoch": 4, "step": STEPS, "seconds": 9.0, "spread": 0.01}
+    found = diagnose([*history(), record])
+    assert [finding.name for finding in found] == ["identical-samples"] and "0.010" in found[0].evidence
+    assert names([*history(), {**record, "spread": 0.1}]) == []
