@@ -377,7 +377,8 @@ class Trainer:
                     return players
                 if requested and before_requested_step:
                     before_requested_step(players)
-                metrics = self.train_step(real, labels, players)
+                full = players == "dg"
+                metrics = self.train_step(real, labels) if full else self.train_step(real, labels, players)
                 if on_step:
                     on_step(metrics)
             self.epoch += 1
