@@ -108,6 +108,9 @@ def vanishing_gradients(history: Sequence[dict[str, Any]]) -> Finding | None:
     late_norm, early_norm = statistics.median(late), max(early)
     if early_norm <= 0 or late_norm >= GRAD_FALL * early_norm:
         return None
+    fake = values(stretch, "d_fake")
+    if fake and statistics.median(fake) >= D_SURE_FAKE:
+        return None  # small gradients while D accepts the fakes: G sits where D wants it (see identical samples)
     return Finding(
         "vanishing-gradients",
         "G's gradients have vanished",

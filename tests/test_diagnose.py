@@ -59,9 +59,11 @@ def test_a_critic_has_no_beliefs_to_judge():
 
 
 def test_vanishing_gradients():
-    found = diagnose(history(grad_norm_g=lambda s: 5.0 if s < 40 else 0.01))
+    found = diagnose(history(grad_norm_g=lambda s: 5.0 if s < 40 else 0.01, d_fake=lambda s: 0.001))
     assert [finding.name for finding in found] == ["vanishing-gradients"]
     assert "0.01" in found[0].evidence and "bce" in found[0].suggestion
+    accepted = history(grad_norm_g=lambda s: 5.0 if s < 40 else 0.01, d_fake=lambda s: 0.8)
+    assert names(accepted) == [], "G at rest where D accepts its fakes is not starved of gradient"
 
 
 def test_oscillation_is_swinging_not_noise():
