@@ -86,8 +86,9 @@ RECIPES: dict[str, Recipe] = {
             title="Unstable training",
             what="learning rates five times the classic preset's 2e-4, with Adam's usual momentum (beta1 0.9, where "
             "GANs use 0.5): each player overshoots the other.",
-            watch="the losses and D(x), D(G(z)) swinging instead of settling, and the samples changing character from "
-            "epoch to epoch rather than sharpening.",
+            watch="the losses, D(x) and D(G(z)) swinging instead of settling, and the samples jumping from one kind "
+            "of noise to another from epoch to epoch instead of sharpening into digits, until G's outputs saturate "
+            "and D wins for good.",
             teaches="GANs need small steps: the two players chase a moving target, and large steps make them orbit "
             "the balance instead of reaching it.",
             settings={**_SMALL, "lr_g": 1e-3, "lr_d": 1e-3, "beta1": 0.9},
