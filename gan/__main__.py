@@ -282,7 +282,7 @@ def eval_command(args: argparse.Namespace) -> int:
 
 def _print_diagnosis(history: list[dict]) -> None:
     findings = diagnose(history)
-    print("diagnosis: " + ("nothing alarming in the history and scores" if not findings else ""))
+    print("diagnosis: nothing alarming in the history and scores" if not findings else "diagnosis:")
     for finding in findings:
         print(f"- {finding.text()}")
 

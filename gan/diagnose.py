@@ -26,6 +26,7 @@ SWING = 0.75  # oscillation: the smoothed curve's spread against its typical siz
 LOSS_SCALE = 0.25  # ... a size below which a loss counts as this, so a loss pinned near 0 is not called swinging
 SMOOTHING = 0.9  # the EMA applied before judging swings, so that batch noise is not called oscillation
 FEW_CLASSES, CROWDED_CLASS = 8, 0.3  # collapse across classes: digits covered below, or one digit above this share
+DIGITS_FID = 300.0  # ... once G draws digits (FID below this) or after an earlier epoch covered 2 digits more
 LOW_RECALL = 0.25  # collapse within classes: recall (or coverage) below this
 # The spread of 100 samples: the per-pixel standard deviation across them, averaged over the pixels, on [0, 1].
 # 100 real test digits: 0.18; the small classic GAN drawing digits: 0.09; collapsed onto one image: 0.01.
@@ -154,6 +155,10 @@ def collapse_across_classes(history: Sequence[dict[str, Any]]) -> Finding | None
     histogram = [float(value) for value in scores["histogram"]]
     covered, top = int(scores.get("classes_covered", 10)), max(histogram)
     if covered >= FEW_CLASSES and top <= CROWDED_CLASS:
+        return None
+    # Early blobs are read as one digit or two: that is collapse only once G draws digits, or after it drew more.
+    earlier = [int(r["scores"].get("classes_covered", 0)) for r in epochs_of(history) if r.get("scores")][:-1]
+    if float(scores.get("fid", 0)) > DIGITS_FID and max(earlier, default=0) < covered + 2:
         return None
     crowded = ", ".join(str(digit) for digit, share in enumerate(histogram) if share > CROWDED_CLASS)
     return Finding(

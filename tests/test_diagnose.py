@@ -78,6 +78,13 @@ def test_collapse_across_classes_names_the_crowded_digit():
     assert "2 of 10 digits" in found[0].evidence and "read as 1" in found[0].evidence
 
 
+def test_early_blobs_read_as_one_digit_are_not_collapse_until_more_were_drawn():
+    blobs = [0.0] * 8 + [0.96, 0.04]
+    assert names([*history(), epoch(blobs, fid=580.0)]) == []
+    earlier = {**epoch(BALANCED, fid=400.0), "epoch": 2}
+    assert names([*history(), earlier, epoch(blobs, fid=580.0)]) == ["collapse-across-classes"]
+
+
 def test_collapse_within_classes_from_recall_or_coverage():
     assert names([*history(), epoch(BALANCED, recall=0.1)]) == ["collapse-within-classes"]
     assert names([*history(), epoch(BALANCED, coverage=0.05)]) == ["collapse-within-classes"]
