@@ -296,7 +296,7 @@ def compare_command(args: argparse.Namespace) -> int:
     if differing:
         print(f"{'':<18} " + " ".join(f"{run.name:<{width}}" for run in runs))
         for name, row in differing.items():
-            print(f"{name:<18} " + " ".join(f"{str(value):<{width}}" for value in row))
+            print(f"{name:<18} " + " ".join(f"{compare.format_setting(value):<{width}}" for value in row))
     for run in runs:
         columns, rows = compare.score_table(run)
         print(f"\nrun {run.name}: scores per epoch" + ("" if rows else ": none (trained with --no-eval?)"))

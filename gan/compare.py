@@ -55,6 +55,13 @@ def check_count(names: Sequence[str], low: int = 2, high: int = 4) -> None:
         raise ValueError(f"runs={list(names)} is not allowed: {low} to {high} different runs")
 
 
+def format_setting(value: Any) -> str:
+    """A setting's value as a table cell: lists of scheduled changes joined, None as 'default'."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "none"
+    return "default" if value is None else str(value)
+
+
 def describe_change(record: dict[str, Any]) -> str:
     return f"step {record['step']}: {record['field']} {record['old']} -> {record['new']}"
 

@@ -108,14 +108,17 @@ def take_step(session: TrainingSession, players: str) -> None:
 
 def outputs_figure(before: Sequence[float], after: Sequence[float], title: str, scale: str) -> go.Figure:
     chart = go.Figure()
+    # Beliefs on a fixed 0-to-1 axis, so that a step's shift reads at a glance; a critic's scores are unbounded.
+    belief = scale != "critic score"
+    bins = {"xbins": {"start": 0.0, "end": 1.0, "size": 0.025}} if belief else {"nbinsx": 30}
     for values, name, color in ((before, "before", "#7f7f7f"), (after, "after", "#9467bd")):
-        chart.add_histogram(x=list(values), name=name, opacity=0.6, marker={"color": color}, nbinsx=30)
+        chart.add_histogram(x=list(values), name=name, opacity=0.6, marker={"color": color}, **bins)
     chart.update_layout(
         barmode="overlay",
         title={"text": title, "font": {"size": 14}},
         height=220,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        xaxis={"title": scale},
+        xaxis={"title": scale, **({"range": [0, 1]} if belief else {})},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
     )
     return chart
