@@ -7,16 +7,18 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from gan import compare
-from gan.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator
+from gan.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator, printable
 from gan.config import G_KERNELS, LOSSES, PRECISIONS, PRESETS, Config, ConfigError, parse_change
 from gan.data import DataError, to_unit_range
 from gan.diagnose import diagnose
+from gan.history import EpochRecord
 from gan.images import grid_png
 from gan.latent import sample
 from gan.metrics import (
@@ -32,9 +34,9 @@ from gan.metrics import (
     score_generator,
     train_judge,
 )
-from gan.models import count_parameters
+from gan.models import check_memory, count_parameters
 from gan.recipes import RECIPES, get_recipe
-from gan.session import RunError, prepare_trainer, train_run
+from gan.session import RunError, check_same_settings, check_startable, prepare_trainer, train_run
 from gan.train import Control, StepMetrics, TrainingDiverged, configure_threads
 
 USER_ERRORS = (ConfigError, CheckpointError, DataError, RunError, TrainingDiverged, JudgeError, ValueError, OSError)
@@ -50,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.command(args)
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(' '.join(str(error).split()), 1000)}", file=sys.stderr)
         return 1
 
 
@@ -143,19 +145,34 @@ def train_command(args: argparse.Namespace) -> int:
     if args.resume:
         if not args.run:
             raise RunError("--resume needs --run NAME")
-        changed = [name for name in (*CONFIG_FLAGS, "set_at", "recipe") if name != "epochs" and getattr(args, name)]
-        if changed or args.no_eval:
-            flag = "--" + (changed[0].replace("_", "-") if changed else "no-eval")
-            raise RunError(f"{flag} cannot be changed when resuming: a run keeps its settings (only --epochs may grow)")
+        if args.recipe:
+            raise RunError("--recipe cannot be used when resuming: a run keeps its settings (only the epochs may grow)")
         run = Run.at(args.run, args.root)
-        trainer = prepare_trainer(run, resume=True, epochs=args.epochs)
+        given = {name: getattr(args, name) for name in CONFIG_FLAGS if name != "epochs"}
+        if args.no_eval:
+            given["evaluate"] = False
+        if args.set_at:
+            given["set_at"] = tuple(args.set_at)
+        check_startable(run, resume=True)
+        saved = run.config()
+        check_same_settings(saved, given)
+        if args.epochs is not None:
+            saved.replace(epochs=args.epochs)  # a bad count is refused before anything is touched
+        config = None
     else:
         config = config_from_args(args)
         prefix = args.recipe or config.preset
         run = Run.at(args.run or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
-        trainer = prepare_trainer(run, config)
+        check_startable(run, resume=False)
+        check_memory(config)
+    with run.lock():  # held for the whole job: a second writer of this run is refused
+        trainer = prepare_trainer(run, config, resume=args.resume, epochs=args.epochs)
         if args.recipe:
             print(get_recipe(args.recipe).explanation)
+        return _train(args, run, trainer, threads)
+
+
+def _train(args: argparse.Namespace, run: Run, trainer, threads: int) -> int:
     config = trainer.config
     if config.evaluate and not judge_is_cached():
         print("first, the digit judge that scores each epoch is trained once (about half a minute) ...")
@@ -189,10 +206,10 @@ def _train_with_progress(run: Run, trainer, control: Control, max_minutes: float
                 refresh=False,
             )
 
-    def on_epoch(epoch: int, record: dict) -> None:
+    def on_epoch(epoch: int, record: EpochRecord) -> None:
         steps = trainer.steps_per_epoch
-        seconds = record["seconds"] - getattr(on_epoch, "previous", 0.0)
-        on_epoch.previous = record["seconds"]
+        seconds = record.seconds - getattr(on_epoch, "previous", 0.0)
+        on_epoch.previous = record.seconds
         bar.write(
             f"epoch {epoch}: {seconds:.1f} s, {steps * trainer.config.batch_size / max(seconds, 1e-9):,.0f} images/s"
             + _scores_text(record)
@@ -206,8 +223,8 @@ def _train_with_progress(run: Run, trainer, control: Control, max_minutes: float
         bar.close()
 
 
-def _scores_text(record: dict) -> str:
-    scores = record.get("scores")
+def _scores_text(record: EpochRecord) -> str:
+    scores = record.scores
     if not scores:
         return ""
     return f", FID {scores['fid']:.2f}, score {scores['classifier_score']:.2f}, classes {scores['classes_covered']}"
@@ -218,6 +235,8 @@ def sample_command(args: argparse.Namespace) -> int:
         raise ValueError(f"--n={args.n} is not allowed: a whole number from 1 to 10000")
     G, config, epoch = load_generator(Run.at(args.run, args.root), args.epoch)
     images, _ = sample(G, args.n, args.seed, args.digit)
+    if not torch.isfinite(images).all():
+        raise CheckpointError(f"run {args.run!r} epoch {epoch}: the generator draws NaN or infinite pixels")
     suffix = args.out.suffix.lower()
     if suffix == ".npy":
         np.save(args.out, to_unit_range(images)[:, 0].numpy())
@@ -236,12 +255,15 @@ def runs_command(args: argparse.Namespace) -> int:
         print(f"no runs in {args.root or default_root()}/ yet: start one with 'python -m gan train'")
         return 0
     print(f"{'run':<28} {'preset':<8} {'epochs':>6} {'step':>7} {'loss_d':>7} {'loss_g':>7}  note")
-    for info in runs:
-        last = info.last_record or {}
+    for info in runs:  # names and reasons come from the disk: control characters are escaped
+        last = info.last_record
         preset = info.config.preset if info.config else "?"
         epochs = f"{info.epochs[-1]}" if info.epochs else "-"
-        losses = f"{last['loss_d']:>7.3f} {last['loss_g']:>7.3f}" if last else f"{'-':>7} {'-':>7}"
-        print(f"{info.name:<28} {preset:<8} {epochs:>6} {last.get('step', 0):>7} {losses}  {info.error or ''}")
+        losses = f"{last.loss_d:>7.3f} {last.loss_g:>7.3f}" if last else f"{'-':>7} {'-':>7}"
+        step = last.step if last else 0
+        print(
+            f"{printable(info.name, 100):<28} {preset:<8} {epochs:>6} {step:>7} {losses}  {printable(info.error or '')}"
+        )
     return 0
 
 
@@ -264,7 +286,7 @@ def judge_command(args: argparse.Namespace) -> int:
 def eval_command(args: argparse.Namespace) -> int:
     run = Run.at(args.run, args.root)
     config = run.config()
-    saved = {record["epoch"]: record.get("scores") for record in run.history() if record.get("kind") == "epoch"}
+    saved = {record.epoch: record.scores for record in run.epoch_records()}
     epochs = [args.epoch] if args.epoch is not None else run.epochs()
     if not epochs:
         raise CheckpointError(f"run {run.name!r} has no saved epochs yet")
@@ -280,7 +302,7 @@ def eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_diagnosis(history: list[dict]) -> None:
+def _print_diagnosis(history: Iterable) -> None:
     findings = diagnose(history)
     print("diagnosis: nothing alarming in the history and scores" if not findings else "diagnosis:")
     for finding in findings:

@@ -47,7 +47,7 @@ class RunRecord:
 
 
 def load(runs: Sequence[Run]) -> list[RunRecord]:
-    return [RunRecord(run.name, run.config(), tuple(run.history())) for run in runs]
+    return [RunRecord(run.name, run.config(), tuple(record.to_dict() for record in run.history())) for run in runs]
 
 
 def check_count(names: Sequence[str], low: int = 2, high: int = 4) -> None:

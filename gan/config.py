@@ -33,7 +33,9 @@ class ConfigError(ValueError):
 
     def __init__(self, field: str, value: Any, allowed: str):
         self.field = field
-        super().__init__(f"{field}={value!r} is not allowed: {allowed}")
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."  # values may come from a file: never quote much
+        super().__init__(f"{field}={shown} is not allowed: {allowed}")
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,12 @@ class Config:
     def from_json(cls, text: str) -> Config:
         try:
             values = json.loads(text)
+        except RecursionError:
+            raise ConfigError("config", "...", "JSON nested at most a few levels deep") from None
         except json.JSONDecodeError as error:
-            raise ConfigError("config", text[:40], f"valid JSON ({error})") from None
+            raise ConfigError("config", "...", f"valid JSON ({error.msg} at line {error.lineno})") from None
+        except ValueError:  # e.g. an integer of thousands of digits
+            raise ConfigError("config", "...", "JSON with values in range") from None
         return cls.from_dict(values)
 
 

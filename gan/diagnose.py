@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,6 +234,8 @@ CHECKS = (
 )
 
 
-def diagnose(history: Sequence[dict[str, Any]]) -> list[Finding]:
-    """Everything the checks see in a run's history, most basic first; empty when nothing looks wrong."""
-    return [finding for check in CHECKS if (finding := check(history)) is not None]
+def diagnose(history: Iterable[Any]) -> list[Finding]:
+    """Everything the checks see in a run's history (typed records or their dicts), most basic first; empty when
+    nothing looks wrong."""
+    records = [record.to_dict() if hasattr(record, "to_dict") else record for record in history]
+    return [finding for check in CHECKS if (finding := check(records)) is not None]

@@ -12,10 +12,12 @@ principal directions.
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
-from gan.config import Config
+from gan.config import Config, ConfigError
 from gan.data import IMAGE_SIZE, NUM_CLASSES
 
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
@@ -156,3 +158,78 @@ def build_discriminator(config: Config) -> nn.Module:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(parameter.numel() for parameter in module.parameters())
+
+
+# --- memory bound ---------------------------------------------------------------------------------------------
+
+GIB = 2**30
+MEMORY_SHARE = 0.8  # of the machine's memory a job may plan to use; the OS, the app and MNIST need the rest
+BASE_BYTES = 600 * 2**20  # PyTorch itself and MNIST in memory, measured roughly
+ACTIVATION_FACTOR = 4  # activations kept for backward: D sees real and fake, G's step goes back through D
+
+
+class MemoryBoundError(ConfigError):
+    """The settings need more memory than this machine has."""
+
+    def __init__(self, field: str, value: object, message: str):
+        ConfigError.__init__(self, field, value, "")
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def _activation_elements(module: nn.Module, *inputs: torch.Tensor) -> int:
+    """Elements output by every leaf layer for one forward pass of `inputs` (on the meta device: no memory)."""
+    total = [0]
+
+    def count(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        total[0] += output.numel()
+
+    hooks = [leaf.register_forward_hook(count) for leaf in module.modules() if not list(leaf.children())]
+    try:
+        module(*inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total[0]
+
+
+def estimate_training_bytes(config: Config) -> dict[str, int]:
+    """Training memory of a config, from models built on the meta device (nothing is allocated): parameters
+    times (weights, gradients, two Adam moments, and the EMA copy of G), plus activations for a batch."""
+    with torch.device("meta"):
+        G, D = build_generator(config), build_discriminator(config)
+        batch = 2  # batch norm needs two; scaled to the real batch below
+        z = torch.zeros(batch, config.latent_dim)
+        y = torch.zeros(batch, dtype=torch.long) if config.conditional else None
+        image = torch.zeros(batch, 1, IMAGE_SIZE, IMAGE_SIZE)
+        elements = _activation_elements(G, z, y) + _activation_elements(D, image, y)
+    state = 4 * (5 * count_parameters(G) + 4 * count_parameters(D))
+    activations = 4 * ACTIVATION_FACTOR * elements // batch * config.batch_size
+    return {"state": state, "activations": activations, "total": state + activations + BASE_BYTES}
+
+
+def machine_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return None
+
+
+def check_memory(config: Config, available: int | None = None) -> None:
+    """Refuse settings whose training would not fit in this machine's memory, saying how much and what to lower."""
+    available = machine_memory() if available is None else available
+    if not available:
+        return
+    need = estimate_training_bytes(config)
+    if need["total"] <= MEMORY_SHARE * available:
+        return
+    field = "batch_size" if need["activations"] > need["state"] else "width"
+    raise MemoryBoundError(
+        field,
+        getattr(config, field),
+        f"these settings need about {need['total'] / GIB:.1f} GiB to train (model and optimiser "
+        f"{need['state'] / GIB:.1f} GiB, activations of a batch {need['activations'] / GIB:.1f} GiB), but this "
+        f"machine has {available / GIB:.1f} GiB: lower the width, the latent size or the batch size",
+    )

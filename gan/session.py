@@ -13,16 +13,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from gan.checkpoints import CheckpointError, Run
+from gan.checkpoints import CheckpointError, Run, printable
 from gan.config import Config
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.diagnose import sample_spread
+from gan.history import ChangeRecord, EpochRecord, Record, StepRecord
 from gan.images import grid_png
 from gan.metrics import score_generator
+from gan.models import check_memory
 from gan.stepthrough import StepThrough, probe
-from gan.train import Change, Control, StepMetrics, Trainer, TrainingDiverged
+from gan.train import ChangeCallback, Control, StepMetrics, Trainer, TrainingDiverged
 
-EpochCallback = Callable[[int, dict[str, Any]], None]
+EpochCallback = Callable[[int, EpochRecord], None]
 SaveErrorCallback = Callable[[OSError], None]
 
 
@@ -38,29 +40,50 @@ def check_startable(run: Run, resume: bool) -> None:
         raise RunError(f"a run named {run.name!r} already exists: choose another name, or resume it")
 
 
-def prepare_trainer(run: Run, config: Config | None = None, resume: bool = False, epochs: int | None = None) -> Trainer:
-    """A trainer for a new run (config required) or for the newest saved state of an existing run.
+def check_same_settings(saved: Config, given: dict[str, Any]) -> None:
+    """Settings repeated on a resume must equal the run's own (people re-run the first command with --resume);
+    only a real change is refused, naming the setting, the run's value and the given one."""
+    for name, value in given.items():
+        if value is not None and getattr(saved, name) != value:
+            raise RunError(
+                f"{name} cannot be changed when resuming: the run has {name}={getattr(saved, name)!r}, "
+                f"{value!r} was given (a run keeps its settings; only the epochs may grow)"
+            )
 
-    Resuming may raise the epoch count (`epochs`) to train a finished run further.
+
+def prepare_trainer(run: Run, config: Config | None = None, resume: bool = False, epochs: int | None = None) -> Trainer:
+    """A trainer for a new run (config required) or for the newest saved state of an existing run. Call it while
+    holding the run's lock (`run.lock()`): it cleans up partial writes and rewrites the history.
+
+    Resuming may raise the epoch count (`epochs`) to train a finished run further, never lower it below what
+    is already trained.
     """
     check_startable(run, resume)
     if resume:
         saved = run.config()
         config = saved if epochs is None else saved.replace(epochs=epochs)
+        check_memory(config)
         run.remove_partial_writes()
         state = run.resume_state()
         trainer = Trainer(config, load_mnist(DEFAULT_DATA_DIR))
         if state is not None:
             try:
                 trainer.load_state_dict(state)
-            except (KeyError, RuntimeError, ValueError) as error:
-                raise CheckpointError(f"run {run.name!r}: the saved state does not fit its config ({error})") from None
+            except (KeyError, RuntimeError, ValueError, TypeError) as error:
+                reason = printable(" ".join(str(error).split()), 200)
+                raise CheckpointError(f"run {run.name!r}: the saved state does not fit its config ({reason})") from None
+        if trainer.epoch > config.epochs:
+            raise RunError(
+                f"epochs={config.epochs} is below what run {run.name!r} has already trained ({trainer.epoch} "
+                "epochs): give at least that many"
+            )
         run.truncate_history(trainer.step)
         if config != saved:
             run.write_config(config)
         return trainer
     if config is None:
         raise RunError("a new run needs a config")
+    check_memory(config)
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config)
     return Trainer(config, load_mnist(DEFAULT_DATA_DIR))
@@ -74,7 +97,7 @@ def train_run(
     on_epoch: EpochCallback | None = None,
     on_save_error: SaveErrorCallback | None = None,
     max_seconds: float | None = None,
-    on_change: Callable[[Change], None] | None = None,
+    on_change: ChangeCallback | None = None,
     before_requested_step: Callable[[str], None] | None = None,
 ) -> str:
     """Train and keep the run folder up to date: history and an epoch file (with its grid) after each epoch,
@@ -84,15 +107,15 @@ def train_run(
     the save is then tried again. Without that callback the error is raised; saved epochs are never touched.
     """
     control = control or Control()
-    pending: list[dict[str, Any]] = []
+    pending: list[Record] = []
 
     def record_step(metrics: StepMetrics) -> None:
-        pending.append({"kind": "step", **asdict(metrics)})
+        pending.append(StepRecord(**asdict(metrics)))
         if on_step:
             on_step(metrics)
 
-    def record_change(change: Change) -> None:
-        pending.append({"kind": "change", **asdict(change)})
+    def record_change(change: ChangeRecord) -> None:
+        pending.append(change)
         if on_change:
             on_change(change)
 
@@ -101,10 +124,8 @@ def train_run(
         pending.clear()
 
     def end_epoch(epoch: int) -> None:
-        record = {"kind": "epoch", "epoch": epoch, "step": trainer.step, "seconds": trainer.seconds}
-        record["spread"] = sample_spread(trainer.sample_fixed())
-        if trainer.config.evaluate:
-            record["scores"] = score_generator(trainer.G_ema).to_dict()
+        scores = score_generator(trainer.G_ema).to_dict() if trainer.config.evaluate else None
+        record = EpochRecord(epoch, trainer.step, trainer.seconds, scores, sample_spread(trainer.sample_fixed()))
         pending.append(record)
         flush_history()
         config = trainer.config
@@ -156,13 +177,13 @@ class Snapshot:
     total_steps: int = 0
     images_per_sec: float = 0.0
     seconds: float = 0.0
-    history: tuple[dict[str, Any], ...] = ()  # step records, thinned evenly to at most HISTORY_POINTS
-    epoch_records: tuple[dict[str, Any], ...] = ()
+    history: tuple[StepRecord, ...] = ()  # step records, thinned evenly to at most HISTORY_POINTS
+    epoch_records: tuple[EpochRecord, ...] = ()
     grid_png: bytes | None = None  # the fixed noise drawn by the EMA generator, refreshed while someone watches
     saved_epochs: tuple[int, ...] = ()
     error: str | None = None
     started: float = field(default_factory=time.time)
-    changes: tuple[dict[str, Any], ...] = ()  # settings changed mid-run: {"kind": "change", "step", "field", ...}
+    changes: tuple[ChangeRecord, ...] = ()  # settings changed mid-run
     step_through: StepThrough | None = None  # the latest single step taken while paused, probed before and after
 
     @property
@@ -186,13 +207,13 @@ class ThinnedHistory:
     def __init__(self, limit: int = HISTORY_POINTS):
         self.limit, self.stride, self.records = limit, 1, []
 
-    def add(self, record: dict[str, Any]) -> None:
-        if record["step"] % self.stride:
+    def add(self, record: StepRecord) -> None:
+        if record.step % self.stride:
             return
         self.records.append(record)
         if len(self.records) > self.limit:
             self.stride *= 2
-            self.records = [kept for kept in self.records if kept["step"] % self.stride == 0]
+            self.records = [kept for kept in self.records if kept.step % self.stride == 0]
 
 
 class TrainingSession:
@@ -222,6 +243,8 @@ class TrainingSession:
             if self._snapshot.active:
                 return False
             check_startable(run, resume)
+            if config is not None:
+                check_memory(config)
             self._control = Control()
             self._snapshot = Snapshot(status="starting", run_name=run.name, config=config)
             self._thread = threading.Thread(
@@ -280,19 +303,34 @@ class TrainingSession:
             self._snapshot = replace(self._snapshot, **changes)
 
     def _work(self, run: Run, config: Config | None, resume: bool, epochs: int | None, control: Control) -> None:
+        """The thread's body: whatever goes wrong ends the job as "failed" with a one-line reason, so the app is
+        ready for the next Start."""
         try:
-            trainer = prepare_trainer(run, config, resume, epochs)
-        except Exception as error:  # shown to the user; nothing was trained
-            self._publish(status="failed", error=str(error))
-            return
-        history, epoch_records, change_records = ThinnedHistory(), [], []
-        for record in run.history(trainer.step):  # a resumed run shows its whole past, thinned like new steps
-            if record.get("kind") == "step":
-                history.add(record)
-            elif record.get("kind") == "epoch":
-                epoch_records.append(record)
-            elif record.get("kind") == "change":
-                change_records.append(record)
+            with run.lock():
+                self._train(run, config, resume, epochs, control)
+        except TrainingDiverged as error:
+            kept = run.epochs()
+            self._publish(
+                status="failed", error=f"{error} Kept: {f'epochs up to {kept[-1]}' if kept else 'no epochs'}."
+            )
+        except (CheckpointError, ValueError) as error:  # user-caused: bad run, bad settings, damaged files
+            self._publish(status="failed", error=printable(" ".join(str(error).split()), 500))
+        except BaseException as error:  # anything else, e.g. a write that failed after Stop; saved files stay
+            self._publish(
+                status="failed", error=printable(f"{type(error).__name__}: {' '.join(str(error).split())}", 500)
+            )
+        finally:
+            if self._snapshot.active:  # never leave the job looking busy
+                self._publish(status="failed", error=self._snapshot.error or "the job ended unexpectedly")
+
+    def _train(self, run: Run, config: Config | None, resume: bool, epochs: int | None, control: Control) -> None:
+        trainer = prepare_trainer(run, config, resume, epochs)
+        history = ThinnedHistory()
+        past = run.history(trainer.step)  # a resumed run shows its whole past, thinned like new steps
+        for record in past.steps:
+            history.add(record)
+        epoch_records = past.epochs
+        change_records = [record for record in past if isinstance(record, ChangeRecord)]
         probed: dict[str, Any] = {}  # the probe taken just before a requested step
         last = {"publish": 0.0, "grid": time.monotonic()}  # the first grid is drawn just below
         self._publish(
@@ -309,8 +347,8 @@ class TrainingSession:
             changes=tuple(change_records),
         )
 
-        def on_change(change: Change) -> None:
-            change_records.append({"kind": "change", **asdict(change)})
+        def on_change(change: ChangeRecord) -> None:
+            change_records.append(change)
             self._publish(
                 changes=tuple(change_records), config=trainer.config, step=trainer.step, history=tuple(history.records)
             )
@@ -319,11 +357,10 @@ class TrainingSession:
             probed["before"] = probe(trainer)
 
         def on_step(metrics: StepMetrics) -> None:
-            history.add(asdict(metrics))
+            history.add(StepRecord(**asdict(metrics)))
             if "before" in probed:  # a requested step: show it at once, whoever watches
-                after = probe(trainer)
                 self._publish(
-                    step_through=StepThrough(metrics.players, probed.pop("before"), after),
+                    step_through=StepThrough(metrics.players, probed.pop("before"), probe(trainer)),
                     step=metrics.step,
                     seconds=metrics.seconds,
                     history=tuple(history.records),
@@ -345,7 +382,7 @@ class TrainingSession:
                     **changes,
                 )
 
-        def on_epoch(epoch: int, record: dict[str, Any]) -> None:
+        def on_epoch(epoch: int, record: EpochRecord) -> None:
             epoch_records.append(record)
             self._publish(
                 epoch=epoch,
@@ -365,19 +402,9 @@ class TrainingSession:
                 )
             control.wait_while_paused()
 
-        try:
-            outcome = train_run(
-                run, trainer, control, on_step, on_epoch, on_save_error, None, on_change, before_requested_step
-            )
-        except TrainingDiverged as error:
-            kept = run.epochs()
-            self._publish(
-                status="failed", error=f"{error} Kept: {f'epochs up to {kept[-1]}' if kept else 'no epochs'}."
-            )
-            return
-        except Exception as error:  # e.g. a write that failed after Stop; what was saved stays on disk
-            self._publish(status="failed", error=f"{type(error).__name__}: {error}")
-            return
+        outcome = train_run(
+            run, trainer, control, on_step, on_epoch, on_save_error, None, on_change, before_requested_step
+        )
         self._publish(
             status="finished" if outcome == "finished" else "stopped",
             epoch=trainer.epoch,

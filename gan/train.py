@@ -33,6 +33,7 @@ from torch import nn
 
 from gan.config import CHANGEABLE, Config, ConfigError
 from gan.data import NUM_CLASSES, Dataset, batches, batches_per_epoch
+from gan.history import ChangeRecord
 from gan.models import build_discriminator, build_generator
 
 FIXED_SAMPLES = 100  # a 10 x 10 grid; for conditional presets row r shows digit r
@@ -41,6 +42,7 @@ FIXED_SAMPLES = 100  # a 10 x 10 grid; for conditional presets row r shows digit
 EXPLODED_LOSS = 1e5
 GP_WEIGHT = 10.0  # lambda of the wgan-gp gradient penalty
 PLAYERS = ("dg", "d", "g")  # a full step, D's part only, G's part only
+ChangeCallback = Callable[[ChangeRecord], None]
 
 
 class TrainingDiverged(RuntimeError):
@@ -65,16 +67,6 @@ class StepMetrics:
     seconds: float  # training seconds so far (pauses excluded)
     wasserstein: float | None = None
     players: str = "dg"  # which players this step updated: "dg", or "d" / "g" for a step-through
-
-
-@dataclass(frozen=True)
-class Change:
-    """A setting changed mid-run: it applies to the steps after `step`."""
-
-    step: int
-    field: str
-    old: Any
-    new: Any
 
 
 class Control:
@@ -357,7 +349,7 @@ class Trainer:
         on_step: Callable[[StepMetrics], None] | None = None,
         on_epoch_end: Callable[[int], None] | None = None,
         max_seconds: float | None = None,
-        on_change: Callable[[Change], None] | None = None,
+        on_change: ChangeCallback | None = None,
         before_requested_step: Callable[[str], None] | None = None,
     ) -> str:
         """Train until the configured epochs are done ("finished"), a stop ("stopped") or the time budget
@@ -388,7 +380,7 @@ class Trainer:
         return "finished"
 
     def _next_step(
-        self, control: Control, max_seconds: float | None, on_change: Callable[[Change], None] | None
+        self, control: Control, max_seconds: float | None, on_change: ChangeCallback | None
     ) -> tuple[str, bool]:
         """Wait while paused, applying changes as they come; the players of the next step and whether it was
         requested through `control.step`, or why to end."""
@@ -409,7 +401,7 @@ class Trainer:
             if not control.paused:
                 return "dg", False
 
-    def _apply_change(self, field: str, value: Any, on_change: Callable[[Change], None] | None) -> Change | None:
+    def _apply_change(self, field: str, value: Any, on_change: ChangeCallback | None) -> ChangeRecord | None:
         """Set a changeable setting for the steps to come; a value equal to the current one changes nothing
         (so a scheduled change met again after a resume is not recorded twice)."""
         old = getattr(self.config, field)
@@ -420,12 +412,12 @@ class Trainer:
         except ConfigError:
             return None  # callers check values before asking; a bad one must not end the run
         self._sync_settings()
-        change = Change(self.step, field, old, value)
+        change = ChangeRecord(self.step, field, old, value)
         if on_change:
             on_change(change)
         return change
 
-    def apply_change(self, field: str, value: Any) -> Change | None:
+    def apply_change(self, field: str, value: Any) -> ChangeRecord | None:
         """Change a setting now, between steps (the loop is not running): for scripts and tests."""
         if field not in CHANGEABLE:
             raise ConfigError(field, value, f"not a setting that can change mid-run; those are {', '.join(CHANGEABLE)}")

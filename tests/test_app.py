@@ -215,7 +215,10 @@ def test_the_timeline_shows_an_epochs_scores_when_present(root):
     run = saved_run(root, epochs=2)
     scores = {"fid": 42.5, "classifier_score": 7.1, "histogram": [0.1] * 10, "classes_covered": 9,
               "mean_confidence": 0.8, "label_agreement": 0.7, "warnings": ["few samples look like a 1"]}  # fmt: skip
-    records = [{**record, "scores": scores} if record.get("kind") == "epoch" else record for record in run.history()]
+    records = [
+        {**record.to_dict(), "scores": scores} if record.kind == "epoch" else record.to_dict()
+        for record in run.history()
+    ]
     (run.path / "history.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     at = open_app()
     at.switch_page("views/timeline.py").run()

@@ -22,7 +22,7 @@ def test_run_folder_layout(root):
         "history.jsonl",
     ]  # fmt: skip
     assert run.config() == tiny_config()
-    kinds = [record["kind"] for record in run.history()]
+    kinds = [record.kind for record in run.history()]
     assert kinds.count("step") == 6 and kinds.count("epoch") == 2
 
 
@@ -54,7 +54,7 @@ def test_resume_equals_uninterrupted_training_bit_for_bit(root, preset):
     for part in ("G", "G_ema", "D"):
         for key, value in expected[part].items():
             assert torch.equal(value, actual[part][key]), f"{part}/{key} differs after resume"
-    steps = [record["step"] for record in run.history() if record["kind"] == "step"]
+    steps = [record.step for record in run.history().steps]
     assert steps == list(range(1, 10)), "the history holds every step once"
 
 

@@ -23,6 +23,7 @@ import torch
 from gan.__main__ import main
 from gan.checkpoints import CheckpointError, Run, list_runs, load_generator, load_state, save_state
 from gan.data import DEFAULT_DATA_DIR, load_mnist
+from gan.history import StepRecord
 from gan.latent import sample
 from gan.session import HISTORY_POINTS, ThinnedHistory, TrainingSession, prepare_trainer, train_run
 from gan.train import Trainer, TrainingDiverged, configure_threads
@@ -76,7 +77,7 @@ def assert_same_weights(expected: dict, actual: dict) -> None:
 
 
 def steps_logged(run: Run) -> list[int]:
-    return [record["step"] for record in run.history() if record["kind"] == "step"]
+    return [record.step for record in run.history().steps]
 
 
 # --- 1. SIGKILL at any moment ----------------------------------------------------------------------------------
@@ -160,7 +161,8 @@ def test_leftover_temporary_files_are_ignored_and_removed_on_resume(root):
     partial.write_bytes(run.epoch_path(2).read_bytes()[:500])  # what a kill in mid-write leaves
     assert run.epochs() == [1, 2] and list_runs()[0].error is None
     assert load_generator(run)[2] == 2
-    assert prepare_trainer(run, resume=True, epochs=3).step == 6
+    with run.lock():
+        assert prepare_trainer(run, resume=True, epochs=3).step == 6
     assert not partial.exists()
 
 
@@ -327,8 +329,8 @@ BAD_RESUME_FLAGS = [
     (["--resume"], "--resume needs --run NAME"),
     (["--resume", "--run", "nothing"], "there is no run 'nothing' to resume"),
     (["--resume", "--run", "../x"], "run name '../x' is not allowed"),
-    (["--resume", "--run", "x", "--batch-size", "-1"], "--batch-size cannot be changed when resuming"),
-    (["--resume", "--run", "x", "--lr-g", "0.1"], "--lr-g cannot be changed when resuming"),
+    (["--resume", "--run", "x", "--batch-size", "-1"], "there is no run 'x' to resume"),
+    (["--resume", "--run", "x", "--lr-g", "0.1"], "there is no run 'x' to resume"),
 ]
 
 
@@ -469,7 +471,7 @@ def test_failed_save_pauses_the_session_and_resume_retries_it(root, disk_full):
     assert run.epochs() == [1, 2, 3] and session.snapshot().saved_epochs == (1, 2, 3)
     assert_loadable(run)
     assert steps_logged(run) == list(range(1, 10))
-    assert [record["epoch"] for record in run.history() if record["kind"] == "epoch"] == [1, 2, 3]
+    assert [record.epoch for record in run.history().epochs] == [1, 2, 3]
 
 
 def test_failed_save_in_the_cli_is_one_line_naming_the_file_and_keeps_the_saved_epochs(root, cli, disk_full):
@@ -561,8 +563,8 @@ def test_a_pause_is_never_undone_by_the_trainer_publishing_a_step(root, monkeypa
 def test_thinned_history_stays_bounded_and_spans_the_whole_run_evenly():
     history = ThinnedHistory()
     for step in range(1, 100_001):
-        history.add({"step": step})
-    steps = [record["step"] for record in history.records]
+        history.add(StepRecord(step, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
+    steps = [record.step for record in history.records]
     gaps = {later - earlier for earlier, later in zip(steps, steps[1:])}
     assert HISTORY_POINTS // 2 <= len(steps) <= HISTORY_POINTS
     assert len(gaps) == 1, "evenly spaced"

@@ -6,8 +6,9 @@ Everything here is presentation; the work is done by `gan/`.
 from __future__ import annotations
 
 import io
+import string
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from PIL import Image
 from gan.checkpoints import Run, RunInfo, default_root, list_runs, load_generator
 from gan.config import Config
 from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
+from gan.history import ChangeRecord, EpochRecord, History, StepRecord
 from gan.images import png_bytes
 from gan.latent import Directions, principal_directions, typical_distance
 from gan.session import TrainingSession
@@ -49,13 +51,20 @@ def get_session() -> TrainingSession:
     return TrainingSession()
 
 
+def plain(text: object) -> str:
+    """Untrusted text (run names, reasons, anything read from a file) for Streamlit's Markdown elements: every
+    ASCII punctuation mark backslash-escaped (CommonMark), so no link, image, emphasis, colour or emoji code is
+    ever rendered; newlines become spaces."""
+    return "".join("\\" + char if char in string.punctuation else char for char in " ".join(str(text).split()))
+
+
 def default_run_name(prefix: str) -> str:
     return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def run_summary(info: RunInfo, live: bool) -> str:
     if info.config is None:
-        return f":red[Unreadable:] {info.error}"
+        return f":red[Unreadable:] {plain(info.error)}"
     if live:  # the sidebar is not redrawn while training, so no counts that would go stale
         return f":green[Training now] · {info.config.preset}, {info.config.epochs} epochs"
     return f"{info.config.preset} · {len(info.epochs)} of {info.config.epochs} epochs saved"
@@ -76,7 +85,7 @@ def run_picker() -> RunInfo | None:
         runs.insert(0, listed[0] if listed else RunInfo(live, default_root() / live, snapshot.config, (), None, None))
     st.sidebar.header("Runs")
     if snapshot.error:
-        st.sidebar.error(f"The training job of run **{snapshot.run_name}** needs attention: see the Train page.")
+        st.sidebar.error(f"The training job of run **{plain(snapshot.run_name)}** needs attention: see the Train page.")
     if not runs:
         st.sidebar.caption("No runs yet. Start one on the Train page.")
         return None
@@ -89,7 +98,7 @@ def run_picker() -> RunInfo | None:
         names,
         key="run",
         format_func=lambda name: name if by_name[name].config else f"{name} (unreadable)",
-        help=f"Folders in {runs[0].path.parent}, newest first.",
+        help=f"Folders in {plain(runs[0].path.parent)}, newest first.",
     )
     st.sidebar.caption(run_summary(by_name[chosen], chosen == live))
     return by_name[chosen]
@@ -98,13 +107,13 @@ def run_picker() -> RunInfo | None:
 def show_unusable(info: RunInfo) -> bool:
     """Explain why a run cannot be shown yet; returns True when the page should stop there."""
     if info.config is None:
-        st.error(f"Run **{info.name}** is unreadable: {info.error}")
+        st.error(f"Run **{plain(info.name)}** is unreadable: {plain(info.error)}")
         return True
     if not info.epochs:
-        st.info(f"Run **{info.name}** has no saved epochs yet: the first is saved at the end of epoch 1.")
+        st.info(f"Run **{plain(info.name)}** has no saved epochs yet: the first is saved at the end of epoch 1.")
         return True
     if info.error:  # e.g. the newest epoch file is damaged; the others may still be fine
-        st.warning(f"Run **{info.name}**: {info.error}")
+        st.warning(f"Run **{plain(info.name)}**: {plain(info.error)}")
     return False
 
 
@@ -119,13 +128,18 @@ def mtime(path: Path) -> float:
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)  # shared, not copied: callers only read it
-def run_history(path: str, stamp: tuple[int, float]) -> list[dict[str, Any]]:
+def run_history(path: str, stamp: tuple[int, float]) -> History:
     return Run(Path(path)).history()
 
 
-def history_of(run: Run) -> list[dict[str, Any]]:
+def history_of(run: Run) -> History:
+    """The run's history, parsed once per (size, time) of its file: a rerun with no new lines reads nothing."""
     file = run.path / "history.jsonl"
-    stamp = (file.stat().st_size, file.stat().st_mtime) if file.is_file() else (0, 0.0)
+    try:
+        stat = file.stat()
+        stamp = (stat.st_size, stat.st_mtime)
+    except OSError:
+        stamp = (0, 0.0)
     return run_history(str(run.path), stamp)
 
 
@@ -185,7 +199,7 @@ def vertical_line(step: int, width: int, dash: str, color: str) -> dict[str, Any
 
 
 def metric_figure(
-    records: Sequence[dict[str, Any]],
+    records: Sequence[StepRecord],
     names: Sequence[str],
     title: str,
     smoothing: float,
@@ -201,10 +215,10 @@ def metric_figure(
 
     Built in one go from plain dicts: adding shapes one by one (add_vline) costs plotly ~10 ms each, which a
     live chart cannot afford."""
-    steps = thin([record["step"] for record in records], points)
+    steps = thin([record.step for record in records], points)
     traces = []
     for name in names:
-        raw = [record.get(name) for record in records]
+        raw = [getattr(record, name) for record in records]
         line = {"color": COLORS[name]}
         traces.append({"type": "scatter", "x": steps, "y": thin(raw, points), "mode": "lines", "opacity": 0.25,
                        "line": {**line, "width": 1}, "hoverinfo": "skip", "showlegend": False})  # fmt: skip
@@ -235,13 +249,13 @@ def metric_figure(
     return go.Figure({"data": traces, "layout": layout}, skip_invalid=False)
 
 
-def epoch_markers(epoch_records: Sequence[dict[str, Any]]) -> list[Marker]:
-    return [Marker(record["step"], f"epoch {record['epoch']}") for record in epoch_records]
+def epoch_markers(epoch_records: Sequence[EpochRecord]) -> list[Marker]:
+    return [Marker(record.step, f"epoch {record.epoch}") for record in epoch_records]
 
 
-def change_markers(change_records: Sequence[dict[str, Any]]) -> list[Marker]:
+def change_markers(change_records: Sequence[ChangeRecord]) -> list[Marker]:
     """A labelled line per setting changed mid-run, where it took effect (after its step)."""
-    return [Marker(record["step"], f"{record['field']}={format_value(record['new'])}") for record in change_records]
+    return [Marker(record.step, f"{record.field}={format_value(record.new)}") for record in change_records]
 
 
 def format_value(value: Any) -> str:
@@ -273,7 +287,8 @@ def scores_figure(histogram: Sequence[float]) -> go.Figure:
 # --- images ---------------------------------------------------------------------------------------------------
 
 
-def download(label: str, data: bytes, file_name: str, key: str) -> None:
+def download(label: str, data: bytes | Callable[[], bytes], file_name: str, key: str) -> None:
+    """A download button; `data` may be a function, then called only when the button is clicked."""
     mime = "image/gif" if file_name.endswith(".gif") else "image/png"
     st.download_button(
         label, data, file_name=file_name, mime=mime, key=key, on_click="ignore", icon=":material/download:"

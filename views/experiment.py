@@ -63,7 +63,7 @@ def apply_changes(session: TrainingSession) -> None:
     try:
         config.replace(**changed)
     except ConfigError as error:
-        state["live_error"] = f"**{LIVE_FIELDS.get(error.field, error.field)}**: {error}"
+        state["live_error"] = f"**{LIVE_FIELDS.get(error.field, error.field)}**: {common.plain(error)}"
         return
     state["live_error"] = None
     before = len(snapshot.changes)
@@ -184,7 +184,7 @@ def start_recipe(session: TrainingSession, name: str) -> None:
     try:
         started = session.start(RECIPES[name].config(), run_name)
     except (CheckpointError, RunError) as error:
-        state["recipe_error"] = str(error)
+        state["recipe_error"] = common.plain(error)
         return
     state["recipe_error"] = None if started else "A job is already running on this server. Stop it first."
     if started:

@@ -8,7 +8,7 @@ import streamlit as st
 import torch
 from torch import nn
 
-from gan.checkpoints import CheckpointError, Run, RunInfo
+from gan.checkpoints import Run, RunInfo
 from gan.config import Config
 from gan.images import gif_bytes, grid_image, png_bytes
 from gan.latent import digit_grid, generate, interpolate, move_along, nearest_real, noise, sample
@@ -205,8 +205,8 @@ def page() -> None:
         )
     try:
         G, config, epoch = common.generator_for(run, epoch)
-    except CheckpointError as error:
-        st.error(f"Cannot load epoch {epoch} of run **{info.name}**: {error}")
+    except Exception as error:  # a damaged checkpoint of any kind: say why, never a traceback
+        st.error(f"Cannot load epoch {epoch} of run **{common.plain(info.name)}**: {common.plain(error)}")
         return
     stem = f"{info.name}-epoch-{epoch:04d}"
     # each section is a fragment: moving a slider redraws its own section, not the whole page

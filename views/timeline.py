@@ -4,6 +4,8 @@ Also: play the progression, download it as an animated GIF, and compare two epoc
 training right now is re-read every few seconds, so new epochs appear on the slider as they are saved.
 """
 
+import io
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,16 @@ import streamlit as st
 from PIL import Image
 
 from gan.checkpoints import Run, RunInfo
+from gan.files import FileError, read_capped
+from gan.history import ChangeRecord, EpochRecord, History
 from gan.images import caption, gif_bytes
 from views import common, experiment
 
 PLAY_FRAMES = 40  # at most this many epochs in the in-page animation
 PLAY_SECONDS = 0.35
+GIF_FRAMES = 60  # at most this many epochs in the downloaded GIF, picked evenly
+GRID_BYTES = 2_000_000  # a saved grid PNG is about 30 kB; anything far larger is not one of ours
+GRID_PIXELS = 1000 * 1000
 
 session = common.get_session()
 
@@ -25,24 +32,57 @@ session = common.get_session()
 # --- data -----------------------------------------------------------------------------------------------------
 
 
-def epoch_records(history: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    return {record["epoch"]: record for record in history if record.get("kind") == "epoch"}
+def epoch_records(history: History) -> dict[int, EpochRecord]:
+    return {record.epoch: record for record in history.epochs}
+
+
+def grid_bytes(run: Run, epoch: int) -> bytes | None:
+    """The saved grid PNG of an epoch, read capped and only if it is a regular file inside the run folder."""
+    try:
+        return read_capped(run.grid_path(epoch), GRID_BYTES, run.path)
+    except FileError:
+        return None
+
+
+def grid_picture(run: Run, epoch: int) -> Image.Image | None:
+    data = grid_bytes(run, epoch)
+    if data is None:
+        return None
+    try:
+        picture = Image.open(io.BytesIO(data))
+        if picture.width * picture.height > GRID_PIXELS:
+            return None
+        picture.load()
+    except Exception:  # a damaged or foreign image: shown as missing, never as an error
+        return None
+    return picture
 
 
 def enlarged(run: Run, epoch: int, scale: int = 2) -> Image.Image | None:
-    path = run.grid_path(epoch)
-    if not path.is_file():
+    picture = grid_picture(run, epoch)
+    if picture is None:
         return None
-    picture = Image.open(path)
     return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
 
 
-@st.cache_data(max_entries=4, show_spinner="Making the animation…")
+def evenly(epochs: list[int], count: int) -> list[int]:
+    """At most `count` epochs picked evenly, the first and the last always among them."""
+    if len(epochs) <= count:
+        return list(epochs)
+    return [epochs[round(index * (len(epochs) - 1) / (count - 1))] for index in range(count)]
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
 def progression_gif(path: str, epochs: tuple[int, ...], stamp: float) -> bytes:
-    """Every saved epoch's grid with its epoch number written above it, as one animated GIF."""
+    """Up to GIF_FRAMES saved grids, picked evenly, each with its epoch number above it, as one animated GIF."""
     run = Run(Path(path))
-    frames = [caption(Image.open(run.grid_path(epoch)), f"epoch {epoch}") for epoch in epochs]
-    return gif_bytes([frame.resize((frame.width * 2, frame.height * 2), Image.Resampling.NEAREST) for frame in frames])
+    frames = []
+    for epoch in evenly(list(epochs), GIF_FRAMES):
+        picture = grid_picture(run, epoch)
+        if picture is not None:
+            frame = caption(picture, f"epoch {epoch}")
+            frames.append(frame.resize((frame.width * 2, frame.height * 2), Image.Resampling.NEAREST))
+    return gif_bytes(frames)
 
 
 # --- widgets --------------------------------------------------------------------------------------------------
@@ -72,11 +112,14 @@ def play(slot, run: Run, epochs: list[int]) -> None:
 
 
 def score_text(value: Any, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+    """A score read from the history: a number, else a dash (the file is untrusted)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def show_scores(record: dict[str, Any] | None, conditional: bool) -> None:
-    scores = (record or {}).get("scores")
+def show_scores(record: EpochRecord | None, conditional: bool) -> None:
+    scores = record.scores if record else None
     if not scores:
         st.caption("No scores for this epoch. Tick *Score each epoch with the digit judge* when starting a run.")
         return
@@ -92,10 +135,10 @@ def show_scores(record: dict[str, Any] | None, conditional: bool) -> None:
         score_text(scores.get("classifier_score")),
         help="Like the Inception Score, from 1 to 10: high when samples are confident digits of every kind.",
     )
-    covered = scores.get("classes_covered")
+    covered = score_text(scores.get("classes_covered"))
     columns[2].metric(
         "Digits covered",
-        f"{covered} of 10" if covered is not None else "–",
+        f"{covered} of 10" if covered != "–" else "–",
         help="How many of the ten digits appear among the samples; fewer suggests mode collapse.",
     )
     columns[3].metric(
@@ -109,14 +152,20 @@ def show_scores(record: dict[str, Any] | None, conditional: bool) -> None:
             score_text(scores.get("label_agreement")),
             help="Share of samples the judge reads as the digit that was asked for.",
         )
-    if scores.get("histogram"):
-        st.plotly_chart(common.scores_figure(scores["histogram"]), key="timeline_histogram")
-    for warning in scores.get("warnings") or []:
-        st.warning(warning)
+    histogram = scores.get("histogram")
+    if isinstance(histogram, list) and 0 < len(histogram) <= 10 and all(score_text(v) != "–" for v in histogram):
+        st.plotly_chart(common.scores_figure(histogram), key="timeline_histogram")
+    warnings = scores.get("warnings")
+    for warning in (warnings if isinstance(warnings, list) else [])[:5]:
+        st.warning(common.plain(warning))
 
 
-def scores_over_time(records: dict[int, dict[str, Any]], epoch: int) -> None:
-    scored = [(number, record["scores"]) for number, record in sorted(records.items()) if record.get("scores")]
+def scores_over_time(records: dict[int, EpochRecord], epoch: int) -> None:
+    scored = [
+        (number, record.scores)
+        for number, record in sorted(records.items())
+        if record.scores and score_text(record.scores.get("fid")) != "–"
+    ]
     if len(scored) < 2:
         return
     figure = go.Figure()
@@ -152,13 +201,15 @@ def compare(run: Run, name: str, epochs: list[int]) -> None:
 # --- the page -------------------------------------------------------------------------------------------------
 
 
-def charts(history: list[dict[str, Any]], record: dict[str, Any] | None, epoch: int) -> None:
-    steps = [entry for entry in history if entry.get("kind") == "step"]
+def charts(history: History, record: EpochRecord | None, epoch: int) -> None:
+    steps = history.steps
+    if history.skipped:
+        st.caption(f"{history.skipped} damaged lines of the history were skipped.")
     if not steps:
         st.caption("No steps logged for this run.")
         return
-    highlight = common.Marker(record["step"], f"epoch {epoch}") if record else None
-    changes = common.change_markers([entry for entry in history if entry.get("kind") == "change"])
+    highlight = common.Marker(record.step, f"epoch {epoch}") if record else None
+    changes = common.change_markers([entry for entry in history if isinstance(entry, ChangeRecord)])
     smoothing = st.slider(
         "Smoothing", 0.0, 0.99, 0.6, 0.01, key="timeline_smoothing", width=320, help="Exponential moving average."
     )
@@ -172,7 +223,7 @@ def charts(history: list[dict[str, Any]], record: dict[str, Any] | None, epoch: 
         ),
         key="timeline_beliefs",
     )
-    if any(entry.get("wasserstein") is not None for entry in steps):
+    if any(entry.wasserstein is not None for entry in steps):
         st.plotly_chart(
             common.metric_figure(
                 steps, ("wasserstein",), common.CRITIC_TITLE, smoothing, highlight=highlight, changes=changes
@@ -186,9 +237,9 @@ def timeline(info: RunInfo, live: bool) -> None:
     if live and not session.snapshot().active:
         st.rerun()  # the job ended: redraw the page once, which stops the polling
     name, run = info.name, Run(info.path)
-    epochs = [epoch for epoch in run.epochs() if run.grid_path(epoch).is_file()]
+    epochs = run.epochs_with_grids()  # one listing of the folder, not a look per epoch
     if not epochs:
-        st.info(f"Run **{name}** has no saved epochs yet: the first is saved at the end of epoch 1.")
+        st.info(f"Run **{common.plain(name)}** has no saved epochs yet: the first is saved at the end of epoch 1.")
         return
     history = common.history_of(run)
     records = epoch_records(history)
@@ -201,17 +252,25 @@ def timeline(info: RunInfo, live: bool) -> None:
             help="Animate the grid from the first saved epoch to the last.",
         )
         stamp = common.mtime(run.grid_path(epochs[-1]))
-        gif = progression_gif(str(run.path), tuple(epochs), stamp)
-        common.download("Download the progression (GIF)", gif, f"{name}-progression.gif", "timeline_gif")
+        common.download(  # the GIF is made only when the button is clicked
+            "Download the progression (GIF)",
+            lambda: progression_gif(str(run.path), tuple(epochs), stamp),
+            f"{name}-progression.gif",
+            "timeline_gif",
+        )
     grid_column, chart_column = st.columns([2, 3], gap="large")
     with grid_column:
         slot = st.empty()
         if playing:
             play(slot, run, epochs)
-        slot.image(enlarged(run, epoch), caption=f"Epoch {epoch}: the same 100 noise vectors every epoch")
-        common.download(
-            "Download PNG", run.grid_path(epoch).read_bytes(), f"{name}-epoch-{epoch:04d}.png", "timeline_png"
-        )
+        picture = enlarged(run, epoch)
+        if picture is None:
+            st.caption(f"The grid of epoch {epoch} cannot be read.")
+        else:
+            slot.image(picture, caption=f"Epoch {epoch}: the same 100 noise vectors every epoch")
+            common.download(
+                "Download PNG", grid_bytes(run, epoch) or b"", f"{name}-epoch-{epoch:04d}.png", "timeline_png"
+            )
     with chart_column:
         charts(history, records.get(epoch), epoch)
     st.subheader(f"Scores at epoch {epoch}")

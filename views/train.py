@@ -103,8 +103,11 @@ def start_job(config: Config, name: str, error_key: str) -> None:
     state = st.session_state
     try:
         started = session.start(config, name)
+    except ConfigError as error:  # e.g. settings that cannot fit in memory
+        state[error_key] = f"**{FIELD_LABELS.get(error.field, error.field)}**: {common.plain(error)}"
+        return
     except (CheckpointError, RunError) as error:
-        state[error_key] = f"**Run name**: {error}"
+        state[error_key] = f"**Run name**: {common.plain(error)}"
         return
     if not started:
         state[error_key] = "A job is already running on this server: there is one at a time. Stop it first."
@@ -122,7 +125,7 @@ def start_from_form() -> None:
     try:
         config = Config.for_preset(state["cfg_preset"], **values)
     except ConfigError as error:
-        state["form_error"] = f"**{FIELD_LABELS.get(error.field, error.field)}**: {error}"
+        state["form_error"] = f"**{FIELD_LABELS.get(error.field, error.field)}**: {common.plain(error)}"
         return
     start_job(config, str(state["cfg_name"]).strip(), "form_error")
 
@@ -135,7 +138,11 @@ def start_quick() -> None:
 
 def continue_run(name: str) -> None:
     epochs = st.session_state[f"continue_epochs_{name}"]
-    started = session.start(None, name, resume=True, epochs=epochs)
+    try:
+        started = session.start(None, name, resume=True, epochs=epochs)
+    except (CheckpointError, RunError, ConfigError) as error:  # e.g. a run name that is not allowed
+        st.session_state["continue_error"] = common.plain(error)
+        return
     st.session_state["continue_error"] = None if started else "A job is already running on this server. Stop it first."
 
 
@@ -204,7 +211,7 @@ def job_header(snapshot: Snapshot) -> None:
     st.subheader(f"Run {snapshot.run_name}")
     job_controls(snapshot)
     if snapshot.error:
-        st.error(snapshot.error)
+        st.error(common.plain(snapshot.error))
 
 
 def job_status(drawn: str, live: bool, progress_box: DeltaGenerator, samples_box: DeltaGenerator) -> None:
@@ -257,7 +264,7 @@ def job_charts(live: bool) -> None:
             records, names, title, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes
         )
         st.plotly_chart(figure, key=key)
-    if any(record.get("wasserstein") is not None for record in records):
+    if any(record.wasserstein is not None for record in records):
         critic = (("wasserstein",), common.CRITIC_TITLE)
         figure = common.metric_figure(records, *critic, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes)
         st.plotly_chart(figure, key="live_critic")
@@ -370,7 +377,7 @@ def continue_panel(info: RunInfo | None, active: bool) -> None:
     if info is None or info.config is None or (active and snapshot.run_name == info.name):
         return
     just_stopped = snapshot.status in ("stopped", "failed") and snapshot.run_name == info.name
-    with st.expander(f"Continue run **{info.name}**", expanded=just_stopped):
+    with st.expander(f"Continue run **{common.plain(info.name)}**", expanded=just_stopped):
         last = info.epochs[-1] if info.epochs else 0
         target = info.config.epochs if last < info.config.epochs else info.config.epochs + 5
         st.caption(f"Saved epochs: {last} of {info.config.epochs}. Training continues from the newest saved state.")
