@@ -17,9 +17,10 @@ import torch
 from gan.checkpoints import Run
 from gan.config import ConfigError
 from gan.data import DEFAULT_DATA_DIR, load_mnist
+from gan.history import ChangeRecord
 from gan.session import TrainingSession, prepare_trainer, train_run
 from gan.stepthrough import probe
-from gan.train import Change, Control, Trainer, configure_threads
+from gan.train import Control, Trainer, configure_threads
 from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,7 +46,7 @@ def assert_same_weights(expected: dict, actual: dict) -> None:
 
 
 def change_records(run: Run) -> list[tuple]:
-    return [(r["step"], r["field"], r["old"], r["new"]) for r in run.history() if r["kind"] == "change"]
+    return [(r.step, r.field, r.old, r.new) for r in run.history() if isinstance(r, ChangeRecord)]
 
 
 def test_a_scheduled_change_applies_from_the_step_after_it(data):
@@ -53,7 +54,7 @@ def test_a_scheduled_change_applies_from_the_step_after_it(data):
     rates, changes = {}, []
     trainer.run(on_step=lambda m: rates.update({m.step: trainer.opt_d.param_groups[0]["lr"]}), on_change=changes.append)
     assert rates == {1: 5e-4, 2: 5e-4, 3: 5e-4, 4: 0.002, 5: 0.002}
-    assert changes == [Change(3, "lr_d", 5e-4, 0.002)]
+    assert changes == [ChangeRecord(3, "lr_d", 5e-4, 0.002)]
     assert trainer.config.lr_d == 0.002 and trainer.opt_g.param_groups[0]["lr"] == 5e-4
 
 
@@ -136,7 +137,7 @@ def test_set_at_run_killed_twice_and_resumed_equals_the_uninterrupted_run_bit_fo
     configure_threads()  # as the CLI does, so both compute with the same thread count
     config = tiny_config(set_at=SCHEDULE, epochs=EPOCHS, steps_per_epoch=STEPS)
     reference = Trainer(config, data)
-    changes: list[Change] = []
+    changes: list[ChangeRecord] = []
     assert reference.run(on_change=changes.append) == "finished"
     assert [change.step for change in changes] == [5, 7, 10, 13, 14, 17]
 
@@ -155,7 +156,7 @@ def test_set_at_run_killed_twice_and_resumed_equals_the_uninterrupted_run_bit_fo
     assert run.config() == config
     assert_same_weights(reference.state_dict(), run.load_epoch(EPOCHS))
     assert change_records(run) == [(c.step, c.field, c.old, c.new) for c in changes], "each change recorded once"
-    assert [r["step"] for r in run.history() if r["kind"] == "step"] == list(range(1, EPOCHS * STEPS + 1))
+    assert [r.step for r in run.history().steps] == list(range(1, EPOCHS * STEPS + 1))
 
 
 def test_set_at_errors_are_one_line(tmp_path):
@@ -228,7 +229,7 @@ def test_steps_requested_while_paused_are_trained_saved_and_resumable(root, data
     control.stop()
     worker.join(30)
     assert seen == [(1, "d"), (2, "g"), (3, "dg")]
-    assert [r["players"] for r in run.history() if r["kind"] == "step"] == ["d", "g", "dg"]
+    assert [r.players for r in run.history().steps] == ["d", "g", "dg"]
     before = probe(trainer)
 
     resumed = prepare_trainer(run, resume=True)
@@ -236,7 +237,7 @@ def test_steps_requested_while_paused_are_trained_saved_and_resumable(root, data
     assert_same_weights(trainer.state_dict(), resumed.state_dict())
     assert probe(resumed) == before, "probing changes nothing, and the state came back whole"
     assert train_run(run, resumed) == "finished"
-    assert [r["step"] for r in run.history() if r["kind"] == "step"] == list(range(1, 2 * STEPS + 1))
+    assert [r.step for r in run.history().steps] == list(range(1, 2 * STEPS + 1))
 
 
 def test_a_probe_leaves_the_trainer_as_it_was(data):
@@ -270,7 +271,7 @@ def test_the_session_changes_settings_and_steps_one_player_while_paused(root):
     wait_until(lambda: session.snapshot().changes)
     snapshot = session.snapshot()
     assert snapshot.config.lr_d == 0.002 and snapshot.status == "paused"
-    assert snapshot.changes[0]["field"] == "lr_d" and snapshot.changes[0]["step"] == snapshot.step
+    assert snapshot.changes[0].field == "lr_d" and snapshot.changes[0].step == snapshot.step
 
     for players in ("d", "g"):
         step = session.snapshot().step
@@ -284,4 +285,4 @@ def test_the_session_changes_settings_and_steps_one_player_while_paused(root):
     assert session.snapshot().status == "paused"
     session.stop(wait=30)
     records = Run.at("live", root).history()
-    assert [r["players"] for r in records if r["kind"] == "step"][-2:] == ["d", "g"]
+    assert [r.players for r in records.steps][-2:] == ["d", "g"]
