@@ -17,7 +17,7 @@ import torch
 from gan.checkpoints import Run
 from gan.config import ConfigError
 from gan.data import DEFAULT_DATA_DIR, load_mnist
-from gan.history import ChangeRecord
+from gan.history import ChangeRecord, EpochRecord, StepRecord, encode, parse_line, parse_record
 from gan.session import TrainingSession, prepare_trainer, train_run
 from gan.stepthrough import probe
 from gan.train import Control, Trainer, configure_threads
@@ -286,3 +286,14 @@ def test_the_session_changes_settings_and_steps_one_player_while_paused(root):
     session.stop(wait=30)
     records = Run.at("live", root).history()
     assert [r.players for r in records.steps][-2:] == ["d", "g"]
+
+
+def test_history_keeps_the_players_the_critic_estimate_and_the_spread():
+    step = StepRecord(3, 0, 3, 1.0, -0.5, None, None, 0.0, 2.0, 100.0, 1.5, wasserstein=0.7, players="g")
+    epoch = EpochRecord(1, 3, 1.5, None, spread=0.08)
+    change = ChangeRecord(3, "loss", "bce", "wgan-gp")
+    for record in (step, epoch, change):
+        assert parse_line(encode([record]).encode()) == record
+    assert parse_line(encode([step]).replace('"g"', '"x"').encode()) is None, "players are d, g or dg"
+    old = {key: value for key, value in step.to_dict().items() if key not in ("wasserstein", "players")}
+    assert parse_record({**old, "d_real": 0.5, "d_fake": 0.4}).players == "dg", "older lines read as full steps"
