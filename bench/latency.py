@@ -66,8 +66,8 @@ def free_port() -> int:
 def start_server(checkpoints: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "GAN_STUDIO_CHECKPOINTS": checkpoints}
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
+    server_flags = ["--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]
+    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), *server_flags]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return server, f"http://127.0.0.1:{port}"
 

@@ -30,9 +30,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from latency import BROWSER_ARGS, CHROMIUM, start_server, stop_server, wait_for_health  # noqa: E402
 
-from gan.config import Config  # noqa: E402
+from gan.config import QUICK_START, Config  # noqa: E402
 from gan.metrics import judge_is_cached  # noqa: E402
-from views.common import QUICK_START  # noqa: E402
 
 CONFIG = Config.for_preset(**QUICK_START)
 IMAGES_PER_EPOCH = CONFIG.steps_per_epoch * CONFIG.batch_size
@@ -137,8 +136,8 @@ def from_app(epochs: int, watch_first: bool) -> list[Epoch]:
                 browser_cores = (browser_cpu_seconds() - browser_start) / (time.monotonic() - started)
                 timed.append(Epoch(epoch_rate(run, epoch), watched, browser_cores))
                 state = "on " if watched else "off"
-                print(f"  epoch {epoch:2d}: live view {state} {timed[-1].images_per_sec:6,.0f} images/s, "
-                      f"browser {browser_cores:.3f} cores", file=sys.stderr, flush=True)  # fmt: skip
+                rate = f"{timed[-1].images_per_sec:6,.0f} images/s, browser {browser_cores:.3f} cores"
+                print(f"  epoch {epoch:2d}: live view {state} {rate}", file=sys.stderr, flush=True)
         finally:
             browser.close()
             stop_server(server)

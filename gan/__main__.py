@@ -7,7 +7,8 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,8 @@ import torch
 
 from gan import compare
 from gan.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator, printable
-from gan.config import G_KERNELS, LOSSES, PRECISIONS, PRESETS, Config, ConfigError, parse_change
-from gan.data import DataError, to_unit_range
+from gan.config import DEFAULT_PRESET, SETTINGS, Config, ConfigError, Setting
+from gan.data import NUM_CLASSES, DataError, to_unit_range
 from gan.diagnose import diagnose
 from gan.history import EpochRecord
 from gan.images import grid_png
@@ -36,14 +37,39 @@ from gan.metrics import (
 )
 from gan.models import check_memory, count_parameters
 from gan.recipes import RECIPES, get_recipe
-from gan.session import RunError, check_same_settings, check_startable, prepare_trainer, train_run
-from gan.train import Control, StepMetrics, TrainingDiverged, configure_threads
+from gan.runner import RunError, check_same_settings, check_startable, prepare_trainer, train_run
+from gan.train import Control, DeviceUnavailable, StepMetrics, Trainer, TrainingDiverged, configure_threads
 
-USER_ERRORS = (ConfigError, CheckpointError, DataError, RunError, TrainingDiverged, JudgeError, ValueError, OSError)
-CONFIG_FLAGS = (
-    "preset", "epochs", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "latent_dim", "width", "loss", "ema_decay",
-    "seed", "device", "precision", "checkpoint_every", "steps_per_epoch", "d_steps", "g_kernel",
-)  # fmt: skip
+
+class UsageError(Exception):
+    """A command's own flag (not a setting) has a value that is not allowed."""
+
+
+class WriteError(Exception):
+    """An output file could not be written: no such folder, no permission, disk full."""
+
+
+# Errors a user can cause: one line, no traceback. Anything else is a bug and shows its traceback.
+USER_ERRORS = (
+    ConfigError,
+    CheckpointError,
+    DataError,
+    RunError,
+    TrainingDiverged,
+    JudgeError,
+    DeviceUnavailable,
+    UsageError,
+    WriteError,
+)
+
+
+@contextmanager
+def writing() -> Iterator[None]:
+    """Report a failed write as a user error (it names the file); the saved epochs are untouched."""
+    try:
+        yield
+    except OSError as error:
+        raise WriteError(str(error)) from error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,32 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run", help="run name (default: <preset>-<date>-<time>)")
     train.add_argument("--resume", action="store_true", help="continue the run from its newest saved state")
     train.add_argument("--max-minutes", type=float, help="stop after this many minutes of training, saving the state")
-    train.add_argument("--preset", choices=PRESETS, default=None, help="model preset (default: cdcgan)")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr-g", type=float)
-    train.add_argument("--lr-d", type=float)
-    train.add_argument("--beta1", type=float)
-    train.add_argument("--beta2", type=float)
-    train.add_argument("--latent-dim", type=int)
-    train.add_argument("--width", type=int)
-    train.add_argument("--loss", choices=LOSSES)
-    train.add_argument("--ema-decay", type=float)
-    train.add_argument("--seed", type=int)
-    train.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    train.add_argument("--precision", choices=PRECISIONS)
-    train.add_argument("--checkpoint-every", type=int, help="epochs between saved epoch files")
-    train.add_argument("--steps-per-epoch", type=int, help="cap the batches per epoch (quick experiments)")
-    train.add_argument("--no-eval", action="store_true", help="skip scoring samples after each epoch")
-    train.add_argument("--d-steps", type=int, help="D steps per G step (default 1; 5 for wgan-gp)")
-    train.add_argument("--g-kernel", type=int, choices=G_KERNELS, help="kernel of G's transposed convolutions")
-    train.add_argument(
-        "--set-at",
-        action="append",
-        metavar="STEP:FIELD=VALUE",
-        help="change a setting once STEP steps are done, e.g. 500:lr_d=0.002 (repeatable; fields: lr_g, lr_d, "
-        "d_steps, loss, ema_decay)",
-    )
+    for setting in SETTINGS.values():
+        add_setting(train, setting)
     train.add_argument(
         "--recipe", choices=tuple(RECIPES), help="start from a failure recipe's settings (flags given still win)"
     )
@@ -125,55 +127,76 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
+    """A flag for a setting; left out, it is None, so the preset's value (or the saved run's) holds."""
+    if setting.kind is bool:
+        parser.add_argument(
+            setting.cli_flag, dest=setting.name, action="store_const", const=False, help=f"do not {setting.help}"
+        )
+        return
+    if setting.repeated:
+        parser.add_argument(
+            setting.cli_flag, dest=setting.name, action="append", metavar="STEP:FIELD=VALUE", help=setting.help
+        )
+        return
+    details = {"choices": setting.choices} if setting.choices else {"metavar": setting.kind.__name__.upper()}
+    allowed = "" if setting.choices else f" ({setting.allowed()})"
+    parser.add_argument(
+        setting.cli_flag, dest=setting.name, type=setting.kind, help=f"{setting.help}{allowed}", **details
+    )
+
+
+def given_settings(args: argparse.Namespace) -> dict[str, object]:
+    given = {name: getattr(args, name) for name in SETTINGS if getattr(args, name) is not None}
+    return {name: tuple(value) if isinstance(value, list) else value for name, value in given.items()}
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
-    overrides = {name: getattr(args, name) for name in CONFIG_FLAGS if name != "preset"}
-    if args.no_eval:
-        overrides["evaluate"] = False
-    if args.set_at:
-        overrides["set_at"] = tuple(args.set_at)
-        for text in args.set_at:
-            parse_change(text)  # a bad field or value is reported as the flag's error, before anything starts
+    given = given_settings(args)
     if args.recipe:
-        return get_recipe(args.recipe).config(preset=args.preset, **overrides)
-    return Config.for_preset(args.preset or "cdcgan", **overrides)
+        return get_recipe(args.recipe).config(**given)
+    return Config.for_preset(given.pop("preset", DEFAULT_PRESET), **given)
 
 
 def train_command(args: argparse.Namespace) -> int:
     if args.max_minutes is not None and not 0 < args.max_minutes < math.inf:
-        raise ValueError(f"--max-minutes={args.max_minutes} is not allowed: a number of minutes above 0")
+        raise UsageError(f"--max-minutes={args.max_minutes} is not allowed: a number of minutes above 0")
     threads = configure_threads()
-    if args.resume:
-        if not args.run:
-            raise RunError("--resume needs --run NAME")
-        if args.recipe:
-            raise RunError("--recipe cannot be used when resuming: a run keeps its settings (only the epochs may grow)")
-        run = Run.at(args.run, args.root)
-        given = {name: getattr(args, name) for name in CONFIG_FLAGS if name != "epochs"}
-        if args.no_eval:
-            given["evaluate"] = False
-        if args.set_at:
-            given["set_at"] = tuple(args.set_at)
-        check_startable(run, resume=True)
-        saved = run.config()
-        check_same_settings(saved, given)
-        if args.epochs is not None:
-            saved.replace(epochs=args.epochs)  # a bad count is refused before anything is touched
-        config = None
-    else:
-        config = config_from_args(args)
-        prefix = args.recipe or config.preset
-        run = Run.at(args.run or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
-        check_startable(run, resume=False)
-        check_memory(config)
-    with run.lock():  # held for the whole job: a second writer of this run is refused
+    run, config = resumed_run(args) if args.resume else new_run(args)
+    with writing(), run.lock():  # the lock is held for the whole job: a second writer of this run is refused
         trainer = prepare_trainer(run, config, resume=args.resume, epochs=args.epochs)
-        if args.recipe:
-            print(get_recipe(args.recipe).explanation)
         return _train(args, run, trainer, threads)
 
 
-def _train(args: argparse.Namespace, run: Run, trainer, threads: int) -> int:
+def resumed_run(args: argparse.Namespace) -> tuple[Run, None]:
+    """The run to resume, once the flags are known to fit it; settings repeated unchanged are allowed (people re-run
+    their first command with --resume), a real change is refused before anything is touched."""
+    if not args.run:
+        raise RunError("--resume needs --run NAME")
+    if args.recipe:
+        raise RunError("--recipe cannot be used when resuming: a run keeps its settings (only the epochs may grow)")
+    run = Run.at(args.run, args.root)
+    check_startable(run, resume=True)
+    saved = run.config()
+    check_same_settings(saved, {name: value for name, value in given_settings(args).items() if name != "epochs"})
+    if args.epochs is not None:
+        saved.replace(epochs=args.epochs)  # a bad count is refused here
+    return run, None
+
+
+def new_run(args: argparse.Namespace) -> tuple[Run, Config]:
+    config = config_from_args(args)
+    prefix = args.recipe or config.preset
+    run = Run.at(args.run or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
+    check_startable(run, resume=False)
+    check_memory(config)
+    return run, config
+
+
+def _train(args: argparse.Namespace, run: Run, trainer: Trainer, threads: int) -> int:
     config = trainer.config
+    if args.recipe:
+        print(get_recipe(args.recipe).explanation)
     if config.evaluate and not judge_is_cached():
         print("first, the digit judge that scores each epoch is trained once (about half a minute) ...")
         load_judge()
@@ -190,37 +213,42 @@ def _train(args: argparse.Namespace, run: Run, trainer, threads: int) -> int:
     return 0
 
 
-def _train_with_progress(run: Run, trainer, control: Control, max_minutes: float | None) -> str:
-    from tqdm import tqdm
+class ProgressBar:
+    """tqdm's bar for the steps, and one line per epoch: its time, its speed and its scores."""
 
-    bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True)
+    def __init__(self, trainer: Trainer):
+        from tqdm import tqdm
 
-    def on_step(metrics: StepMetrics) -> None:
-        bar.update(1)
+        self.trainer = trainer
+        self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True)
+        self.epoch_started = trainer.seconds  # training seconds when the epoch in progress began
+
+    def on_step(self, metrics: StepMetrics) -> None:
+        self.bar.update(1)
         if metrics.batch % 10 == 0:
-            bar.set_postfix(
-                epoch=metrics.epoch + 1,
+            self.bar.set_postfix(
+                epoch=metrics.epoch + 1,  # the epoch in progress, counted from 1 as the epoch lines are
                 loss_d=f"{metrics.loss_d:.3f}",
                 loss_g=f"{metrics.loss_g:.3f}",
                 img_s=f"{metrics.images_per_sec:,.0f}",
                 refresh=False,
             )
 
-    def on_epoch(epoch: int, record: EpochRecord) -> None:
-        steps = trainer.steps_per_epoch
-        seconds = record.seconds - getattr(on_epoch, "previous", 0.0)
-        on_epoch.previous = record.seconds
-        bar.write(
-            f"epoch {epoch}: {seconds:.1f} s, {steps * trainer.config.batch_size / max(seconds, 1e-9):,.0f} images/s"
-            + _scores_text(record)
+    def on_epoch(self, epochs_done: int, record: EpochRecord) -> None:
+        seconds, self.epoch_started = record.seconds - self.epoch_started, record.seconds
+        images = self.trainer.steps_per_epoch * self.trainer.config.batch_size
+        self.bar.write(
+            f"epoch {epochs_done}: {seconds:.1f} s, {images / max(seconds, 1e-9):,.0f} images/s" + _scores_text(record)
         )
 
-    on_epoch.previous = trainer.seconds
+
+def _train_with_progress(run: Run, trainer: Trainer, control: Control, max_minutes: float | None) -> str:
+    progress = ProgressBar(trainer)
     max_seconds = None if max_minutes is None else max_minutes * 60
     try:
-        return train_run(run, trainer, control, on_step, on_epoch, max_seconds=max_seconds)
+        return train_run(run, trainer, control, progress.on_step, progress.on_epoch, max_seconds=max_seconds)
     finally:
-        bar.close()
+        progress.bar.close()
 
 
 def _scores_text(record: EpochRecord) -> str:
@@ -232,19 +260,22 @@ def _scores_text(record: EpochRecord) -> str:
 
 def sample_command(args: argparse.Namespace) -> int:
     if not 1 <= args.n <= 10_000:
-        raise ValueError(f"--n={args.n} is not allowed: a whole number from 1 to 10000")
+        raise UsageError(f"--n={args.n} is not allowed: a whole number from 1 to 10000")
+    if args.digit is not None and not 0 <= args.digit < NUM_CLASSES:
+        raise UsageError(f"digit={args.digit} is not allowed: a digit from 0 to 9")
     G, config, epoch = load_generator(Run.at(args.run, args.root), args.epoch)
     images, _ = sample(G, args.n, args.seed, args.digit)
     if not torch.isfinite(images).all():
         raise CheckpointError(f"run {args.run!r} epoch {epoch}: the generator draws NaN or infinite pixels")
     suffix = args.out.suffix.lower()
-    if suffix == ".npy":
-        np.save(args.out, to_unit_range(images)[:, 0].numpy())
-    elif suffix == ".png":
-        nrow = 10 if config.conditional and args.digit is None else math.ceil(math.sqrt(args.n))
-        args.out.write_bytes(grid_png(images, nrow=nrow))
-    else:
-        raise ValueError(f"--out={args.out} is not allowed: the file must end in .png or .npy")
+    if suffix not in (".npy", ".png"):
+        raise UsageError(f"--out={args.out} is not allowed: the file must end in .png or .npy")
+    with writing():
+        if suffix == ".npy":
+            np.save(args.out, to_unit_range(images)[:, 0].numpy())
+        else:
+            nrow = 10 if config.conditional and args.digit is None else math.ceil(math.sqrt(args.n))
+            args.out.write_bytes(grid_png(images, nrow=nrow))
     print(f"wrote {args.n} samples from {args.run} epoch {epoch} to {args.out}")
     return 0
 
@@ -275,7 +306,8 @@ def judge_command(args: argparse.Namespace) -> int:
         judge = train_judge()
         accuracy = judge_accuracy(judge)
         judge.metadata["accuracy"] = f"{accuracy:.4f}"
-        save_judge(judge, path)
+        with writing():
+            save_judge(judge, path)
         print(f"trained in {time.perf_counter() - started:.1f} s: test accuracy {accuracy:.2%}")
         return 0
     judge = load_judge()
@@ -310,7 +342,10 @@ def _print_diagnosis(history: Iterable) -> None:
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    compare.check_count(args.runs)
+    try:
+        compare.check_count(args.runs)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     runs = compare.load([Run.at(name, args.root) for name in args.runs])
     differing = compare.differing_settings(runs)
     width = max(12, *(len(run.name) for run in runs))

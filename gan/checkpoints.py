@@ -442,10 +442,11 @@ class Run:
         found = (EPOCH_FILE.match(name) for name in names)
         return sorted(int(match.group(1)) for match in found if match and f"epoch-{match.group(1)}.png" in names)
 
-    def save_epoch(self, epoch: int, state: dict[str, Any], config: Config, grid_png: bytes | None = None) -> None:
+    def save_epoch(self, epoch: int, state: dict[str, Any], config: Config, grid: bytes | None = None) -> None:
+        """The state after `epoch` (counted from 1) and its sample grid (PNG bytes)."""
         save_state(self.epoch_path(epoch), state, config)
-        if grid_png is not None:
-            atomic_write(self.grid_path(epoch), grid_png)
+        if grid is not None:
+            atomic_write(self.grid_path(epoch), grid)
         self.latest_path.unlink(missing_ok=True)  # the epoch file is now the newest state
 
     def save_latest(self, state: dict[str, Any], config: Config) -> None:

@@ -1,4 +1,8 @@
-"""The training configuration: one frozen dataclass, validated once on creation, saved with each run.
+"""The training configuration: one schema of settings, the frozen `Config` it validates, and the presets.
+
+Each setting is declared once, as a `Setting` (type, default, range or choices, label, help) attached to its
+`Config` field. The schema drives `Config`'s validation, the CLI flags of `python -m gan train` and the app's
+settings form, so a new setting is one line here and appears everywhere.
 
 Some settings may change while a run trains (`CHANGEABLE`): a change is requested through the trainer's `Control`
 or scheduled in advance with `set_at` ("STEP:FIELD=VALUE", applied once STEP steps are done).
@@ -8,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
 PRESETS = ("classic", "dcgan", "cdcgan")
+DEFAULT_PRESET = "cdcgan"
 LOSSES = ("bce", "saturating", "hinge", "lsgan", "wgan-gp")
 WGAN_D_STEPS = 5  # critic steps per G step that wgan-gp defaults to (Gulrajani et al., 2017)
 G_KERNELS = (3, 4, 5)  # kernel of the conv generators' stride-2 transposed convolutions; 3 and 5 overlap unevenly
@@ -19,13 +25,6 @@ G_KERNELS = (3, 4, 5)  # kernel of the conv generators' stride-2 transposed conv
 CHANGEABLE = ("lr_g", "lr_d", "d_steps", "loss", "ema_decay")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
-
-# What each preset trains best with on a CPU (chosen by bench/quality.py); anything given explicitly wins.
-PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "classic": {"latent_dim": 100, "width": 256, "batch_size": 128, "lr_g": 2e-4, "lr_d": 2e-4},
-    "dcgan": {"latent_dim": 64, "width": 32, "batch_size": 128, "lr_g": 5e-4, "lr_d": 5e-4, "precision": "bf16"},
-    "cdcgan": {"latent_dim": 64, "width": 32, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4, "precision": "bf16"},
-}
 
 
 class ConfigError(ValueError):
@@ -39,55 +38,201 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Setting:
+    """One setting: what it holds and how it is offered (CLI flag, form widget)."""
+
+    kind: type  # int, float, str or bool
+    label: str  # the form's label
+    help: str  # one line, for the CLI and the form
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # the bounds are excluded (a learning rate of 0 trains nothing)
+    high_open: bool = False
+    optional: bool = False  # None is allowed (shown as 0 in the form)
+    step: float = 1  # the form's increment; its digits set the shown precision
+    section: str | None = "main"  # where the form shows it: "main", "advanced", or None (CLI only)
+    flag: str = ""  # the CLI flag's name without dashes, when it differs from the field's
+    repeated: bool = False  # a tuple of values (a repeatable CLI flag), each checked by its Config
+    name: str = ""  # filled in from the Config field
+
+    @property
+    def cli_flag(self) -> str:
+        if self.kind is bool:
+            return f"--no-{self.flag or self.name.replace('_', '-')}"  # booleans default to on
+        return f"--{self.flag or self.name.replace('_', '-')}"
+
+    @property
+    def digits(self) -> int:
+        """Decimal places to show in the form (0 for whole numbers)."""
+        return 0 if self.kind is not float else max(0, -math.floor(math.log10(self.step)) + 1)
+
+    def allowed(self) -> str:
+        if self.choices:
+            return f"one of {', '.join(self.choices)}"
+        if self.kind is bool:
+            return "true or false"
+        if self.kind is int:
+            return f"a whole number from {int(self.low)} to {int(self.high)}"
+        return f"a number in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+
+    def check(self, value: Any) -> None:
+        """Raise ConfigError naming the field, the value and what is allowed."""
+        if value is None and self.optional:
+            return
+        if self.repeated:
+            if not isinstance(value, (list, tuple)) or not all(isinstance(item, self.kind) for item in value):
+                raise ConfigError(self.name, value, f"a list of {self.help}")
+            return
+        if not self._fits(value):
+            raise ConfigError(self.name, value, self.allowed())
+
+    def _fits(self, value: Any) -> bool:
+        if self.choices:
+            return value in self.choices
+        if self.kind is bool:
+            return isinstance(value, bool)
+        numeric = (int,) if self.kind is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, numeric) or value != value:
+            return False
+        too_low = value <= self.low if self.low_open else value < self.low
+        too_high = value >= self.high if self.high_open else value > self.high
+        return not (too_low or too_high)
+
+    def to_form(self, value: Any) -> Any:
+        return 0 if value is None and self.optional else value
+
+    def from_form(self, value: Any) -> Any:
+        return None if self.optional and value == 0 else value
+
+
+def setting(default: Any, kind: type, label: str, help: str, **details: Any) -> Any:
+    """A Config field carrying its Setting."""
+    return dataclasses.field(default=default, metadata={"setting": Setting(kind, label, help, **details)})
+
+
+UNIT = {"low": 0.0, "high": 1.0}
+
+
+@dataclass(frozen=True)
 class Config:
-    preset: str = "cdcgan"
-    latent_dim: int = 64
-    width: int = 32  # channels (conv presets) or first hidden units (classic); the models scale from it
-    batch_size: int = 128
-    lr_g: float = 5e-4
-    lr_d: float = 5e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    loss: str = "bce"
-    # D updates per G update, each on the step's batch with fresh noise; None: 5 for wgan-gp, else 1
-    d_steps: int | None = None
-    ema_decay: float = 0.999
-    epochs: int = 5
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    checkpoint_every: int = 1  # epochs between saved epoch files (the last epoch is always saved)
-    steps_per_epoch: int | None = None  # cap on batches per epoch; None trains on the whole set
-    evaluate: bool = True  # score samples with the digit judge after each epoch
-    g_kernel: int = 4  # conv presets: kernel size of G's transposed convolutions (stride 2)
-    set_at: tuple[str, ...] = ()  # scheduled changes, "STEP:FIELD=VALUE", applied once STEP steps are done
+    """The settings of a run. Defaults are the default preset's (cdcgan); `for_preset` gives the others'."""
+
+    preset: str = setting(
+        DEFAULT_PRESET,
+        str,
+        "Preset",
+        "model family (default cdcgan); its tuned values are the defaults of the other settings",
+        choices=PRESETS,
+        section=None,
+    )
+    epochs: int = setting(5, int, "Epochs", "passes over the 60,000 training digits", low=1, high=10_000)
+    batch_size: int = setting(64, int, "Batch size", "images per step", low=1, high=60_000, step=16)
+    lr_g: float = setting(
+        5e-4, float, "G learning rate", "Adam step size of the generator", **UNIT, low_open=True, step=1e-4
+    )
+    lr_d: float = setting(
+        5e-4, float, "D learning rate", "Adam step size of the discriminator", **UNIT, low_open=True, step=1e-4
+    )
+    latent_dim: int = setting(64, int, "Latent size", "length of the noise vector z", low=1, high=1024)
+    loss: str = setting(
+        "bce",
+        str,
+        "Loss",
+        "bce: the original GAN loss (non-saturating G); saturating: the original minimax G loss; hinge: as in "
+        "SAGAN; lsgan: least squares; wgan-gp: a critic with a gradient penalty",
+        choices=LOSSES,
+    )
+    d_steps: int | None = setting(
+        None,
+        int,
+        "D steps per G step",
+        "D updates per G update, each on the step's batch with fresh noise (default: 5 for wgan-gp, else 1)",
+        low=1,
+        high=100,
+        optional=True,
+        section="advanced",
+    )
+    seed: int = setting(0, int, "Seed", "seed of every random draw", low=0, high=2**31 - 1, section="advanced")
+    width: int = setting(
+        32,
+        int,
+        "Width",
+        "channels (conv presets) or first hidden units (classic); the models scale from it",
+        low=1,
+        high=2048,
+        section="advanced",
+    )
+    ema_decay: float = setting(
+        0.999,
+        float,
+        "EMA decay",
+        "how slowly the averaged generator used for samples follows G",
+        **UNIT,
+        high_open=True,
+        step=0.001,
+        section="advanced",
+    )
+    steps_per_epoch: int | None = setting(
+        None,
+        int,
+        "Batches per epoch",
+        "cap the batches per epoch, for quick experiments (default: all of them)",
+        low=1,
+        high=1_000_000,
+        optional=True,
+        section="advanced",
+    )
+    precision: str = setting(
+        "bf16", str, "Precision", "bf16 autocast is faster on most CPUs", choices=PRECISIONS, section="advanced"
+    )
+    checkpoint_every: int = setting(
+        1,
+        int,
+        "Save every (epochs)",
+        "epochs between saved epoch files (the last is always saved)",
+        low=1,
+        high=10_000,
+        section="advanced",
+    )
+    evaluate: bool = setting(
+        True,
+        bool,
+        "Score each epoch with the digit judge",
+        "score samples with the digit judge after each epoch",
+        flag="eval",
+        section="advanced",
+    )
+    beta1: float = setting(0.5, float, "Adam beta1", "Adam's momentum", **UNIT, high_open=True, section=None)
+    beta2: float = setting(
+        0.999, float, "Adam beta2", "Adam's decay of squared gradients", **UNIT, high_open=True, section=None
+    )
+    device: str = setting(
+        "auto", str, "Device", "where to train (auto: a CUDA GPU if any)", choices=DEVICES, section=None
+    )
+    g_kernel: int = setting(
+        4,
+        int,
+        "G kernel",
+        "kernel of the conv generators' stride-2 transposed convolutions (3 or 5 overlap unevenly: a checkerboard)",
+        low=min(G_KERNELS),
+        high=max(G_KERNELS),
+        section="advanced",
+    )
+    set_at: tuple[str, ...] = setting(
+        (),
+        str,
+        "Scheduled changes",
+        "STEP:FIELD=VALUE: change a setting once STEP steps are done, e.g. 500:lr_d=0.002 (fields: "
+        + ", ".join(CHANGEABLE)
+        + ")",
+        repeated=True,
+        section=None,
+    )
 
     def __post_init__(self) -> None:
-        _check_choice("preset", self.preset, PRESETS)
-        _check_choice("loss", self.loss, LOSSES)
-        _check_choice("device", self.device, DEVICES)
-        _check_choice("precision", self.precision, PRECISIONS)
-        _check_int("latent_dim", self.latent_dim, 1, 1024)
-        _check_int("width", self.width, 1, 2048)
-        _check_int("batch_size", self.batch_size, 1, 60_000)
-        _check_int("epochs", self.epochs, 1, 10_000)
-        _check_int("seed", self.seed, 0, 2**31 - 1)
-        _check_int("checkpoint_every", self.checkpoint_every, 1, 10_000)
-        if self.steps_per_epoch is not None:
-            _check_int("steps_per_epoch", self.steps_per_epoch, 1, 1_000_000)
-        _check_float("lr_g", self.lr_g, 0.0, 1.0, low_open=True)
-        _check_float("lr_d", self.lr_d, 0.0, 1.0, low_open=True)
-        _check_float("beta1", self.beta1, 0.0, 1.0, high_open=True)
-        _check_float("beta2", self.beta2, 0.0, 1.0, high_open=True)
-        _check_float("ema_decay", self.ema_decay, 0.0, 1.0, high_open=True)
-        if not isinstance(self.evaluate, bool):
-            raise ConfigError("evaluate", self.evaluate, "true or false")
-        if self.d_steps is not None:
-            _check_int("d_steps", self.d_steps, 1, 100)
-        if self.g_kernel not in G_KERNELS:
-            raise ConfigError("g_kernel", self.g_kernel, f"one of {', '.join(map(str, G_KERNELS))}")
-        if isinstance(self.set_at, str) or not isinstance(self.set_at, (list, tuple)):
-            raise ConfigError("set_at", self.set_at, "a list of STEP:FIELD=VALUE changes")
+        for name, spec in SETTINGS.items():
+            spec.check(getattr(self, name))
         object.__setattr__(self, "set_at", tuple(self.set_at))  # a JSON list becomes a tuple, so configs compare
         for text in self.set_at:
             parse_change(text, self)
@@ -112,9 +257,9 @@ class Config:
         return self.preset == "cdcgan"
 
     @classmethod
-    def for_preset(cls, preset: str = "cdcgan", **overrides: Any) -> Config:
+    def for_preset(cls, preset: str = DEFAULT_PRESET, **overrides: Any) -> Config:
         """A config with the preset's tuned defaults; explicit overrides (None means 'not given') win."""
-        _check_choice("preset", preset, PRESETS)
+        SETTINGS["preset"].check(preset)
         given = {key: value for key, value in overrides.items() if value is not None}
         return cls.from_dict({**PRESET_DEFAULTS[preset], **given, "preset": preset})
 
@@ -132,11 +277,10 @@ class Config:
         """Build from a saved or user-given mapping; unknown fields are an error, not silently dropped."""
         if not isinstance(values, dict):
             raise ConfigError("config", values, "a JSON object of settings")
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - set(SETTINGS))
         if unknown:
             raise ConfigError(
-                unknown[0], values[unknown[0]], f"unknown setting; known settings: {', '.join(sorted(known))}"
+                unknown[0], values[unknown[0]], f"unknown setting; known settings: {', '.join(sorted(SETTINGS))}"
             )
         return cls(**values)
 
@@ -171,7 +315,7 @@ def parse_value(field: str, text: str) -> Any:
         value = None if text.lower() in ("auto", "none", "") else _parse_number(field, text, int)
     else:
         value = _parse_number(field, text, float)
-    Config().replace(**{field: value})  # the same checks as at start
+    SETTINGS[field].check(value)
     return value
 
 
@@ -198,25 +342,18 @@ def _parse_number(name: str, text: str, kind: type) -> Any:
         raise ConfigError(name, text, described) from None
 
 
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(name, value, f"one of {', '.join(choices)}")
+def _named(field: dataclasses.Field) -> Setting:
+    return dataclasses.replace(field.metadata["setting"], name=field.name)
 
 
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(name, value, f"a whole number from {low} to {high}")
-    if not low <= value <= high:
-        raise ConfigError(name, value, f"a whole number from {low} to {high}")
+SETTINGS: dict[str, Setting] = {field.name: _named(field) for field in fields(Config)}
 
-
-def _check_float(
-    name: str, value: Any, low: float, high: float, low_open: bool = False, high_open: bool = False
-) -> None:
-    interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(name, value, f"a number in {interval}")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high or value != value:
-        raise ConfigError(name, value, f"a number in {interval}")
+# What each preset trains best with on a CPU (chosen by bench/quality.py); anything given explicitly wins.
+# The default preset's are Config's own defaults.
+PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "classic": {"latent_dim": 100, "width": 256, "batch_size": 128, "lr_g": 2e-4, "lr_d": 2e-4, "precision": "fp32"},
+    "dcgan": {"latent_dim": 64, "width": 32, "batch_size": 128, "lr_g": 5e-4, "lr_d": 5e-4, "precision": "bf16"},
+    "cdcgan": {"latent_dim": 64, "width": 32, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4, "precision": "bf16"},
+}
+# Short epochs (12,800 images, about 12 s on a laptop CPU) so that the timeline fills while a newcomer watches.
+QUICK_START: dict[str, Any] = {"preset": "cdcgan", "epochs": 10, "steps_per_epoch": 200}

@@ -17,10 +17,18 @@ def grid_image(images: torch.Tensor, nrow: int = 10, scale: int = 1) -> Image.Im
     """Images in [-1, 1], (N, 1, 28, 28), as one greyscale grid (white padding), optionally enlarged."""
     grid = make_grid(to_unit_range(images.detach().float().cpu()), nrow=nrow, padding=2, pad_value=1.0)
     pixels = (grid[0].numpy() * 255).round().astype(np.uint8)
-    picture = Image.fromarray(pixels, mode="L")
-    if scale > 1:
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
-    return picture
+    return enlarge(Image.fromarray(pixels, mode="L"), scale)
+
+
+def enlarge(picture: Image.Image, scale: int) -> Image.Image:
+    """Every pixel as a `scale` x `scale` block (nearest neighbour: digits stay crisp, never blurred)."""
+    if scale <= 1:
+        return picture
+    return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+
+
+def enlarge_png(png: bytes, scale: int) -> bytes:
+    return png_bytes(enlarge(Image.open(io.BytesIO(png)), scale))
 
 
 def png_bytes(picture: Image.Image) -> bytes:
@@ -52,3 +60,14 @@ def gif_bytes(frames: Sequence[Image.Image], seconds_per_frame: float = 0.4, loo
     first, *rest = [frame.convert("L") for frame in frames]
     first.save(buffer, format="GIF", save_all=True, append_images=rest, duration=durations, loop=0 if loop else 1)
     return buffer.getvalue()
+
+
+def progression_gif(grids: Sequence[Image.Image], labels: Sequence[str], scale: int = 2) -> bytes:
+    """Saved grids as one animation, each frame with its label (e.g. its epoch) written above it."""
+    return gif_bytes([enlarge(caption(grid, label), scale) for grid, label in zip(grids, labels, strict=True)])
+
+
+def ping_pong_gif(images: torch.Tensor, scale: int = 6, seconds_per_frame: float = 0.12) -> bytes:
+    """Images (N, 1, 28, 28) as an animation that runs forwards then back (an interpolation that loops smoothly)."""
+    frames = [grid_image(image[None], nrow=1, scale=scale) for image in images]
+    return gif_bytes(frames + frames[-2:0:-1], seconds_per_frame)

@@ -4,12 +4,13 @@ training digits to a sample ("is it copying?")."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from gan.data import NUM_CLASSES, Dataset
+from gan.models import Generator
 
 
 def noise(latent_dim: int, count: int, seed: int) -> torch.Tensor:
@@ -23,13 +24,13 @@ def spread_labels(count: int, digit: int | None = None) -> torch.Tensor:
     return torch.full((count,), digit) if digit is not None else torch.arange(count) % NUM_CLASSES
 
 
-def is_conditional(G: nn.Module) -> bool:
+def is_conditional(G: Generator) -> bool:
     return getattr(G, "num_classes", 0) > 0
 
 
 @torch.inference_mode()
 def generate(
-    G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, label_embedding: torch.Tensor | None = None
+    G: Generator, z: torch.Tensor, labels: torch.Tensor | None = None, label_embedding: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Images (N, 1, 28, 28) in [-1, 1] on the CPU; labels are ignored by unconditional generators."""
     device = next(G.parameters()).device
@@ -39,14 +40,14 @@ def generate(
     return G(z.to(device), labels).float().cpu()
 
 
-def sample(G: nn.Module, count: int, seed: int, digit: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def sample(G: Generator, count: int, seed: int, digit: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """`count` images for a seed; conditional generators draw `digit`, or all ten digits in turn."""
     z = noise(G.latent_dim, count, seed)
     labels = spread_labels(count, digit) if is_conditional(G) else None
     return generate(G, z, labels), labels
 
 
-def digit_grid(G: nn.Module, styles: int, seed: int) -> torch.Tensor:
+def digit_grid(G: Generator, styles: int, seed: int) -> torch.Tensor:
     """For a conditional G: 10 rows (digits 0-9) x `styles` columns; each column shares one noise vector, so
     the style is held while the class changes. Returns (10 * styles, 1, 28, 28), row by row."""
     z = noise(G.latent_dim, styles, seed).repeat(NUM_CLASSES, 1)
@@ -69,7 +70,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def interpolate(
-    G: nn.Module,
+    G: Generator,
     seed_a: int,
     seed_b: int,
     steps: int,
@@ -99,7 +100,7 @@ class Directions:
 
 
 @torch.inference_mode()
-def principal_directions(G: nn.Module, count: int = 5, samples: int = 2000, seed: int = 0) -> Directions:
+def principal_directions(G: Generator, count: int = 5, samples: int = 2000, seed: int = 0) -> Directions:
     """GANSpace (Harkonen et al., 2020): PCA of first-layer features over random noise, then a least-squares map
     from PCA coordinates back to the noise that produced them gives one noise-space direction per component."""
     z = noise(G.latent_dim, samples, seed)
@@ -144,3 +145,40 @@ def nearest_real(images: torch.Tensor, data: Dataset, k: int = 5) -> Neighbours:
 def typical_distance(train: Dataset, test: Dataset, count: int = 200) -> float:
     """The median distance from a real unseen (test) digit to its nearest training digit: the yardstick."""
     return float(nearest_real(test.images[:count], train, k=1).distances.median())
+
+
+def direction_atlas(
+    G: Generator, z: torch.Tensor, directions: Directions, digit: int | None = None, steps: int = 7, extent: float = 3.0
+) -> torch.Tensor:
+    """One row per direction: the sample of `z` (1, latent_dim) moved from -extent to +extent standard deviations
+    along it, in `steps` steps; (directions * steps, 1, 28, 28)."""
+    offsets = torch.linspace(-extent, extent, steps).tolist()
+    count = len(directions.explained)
+    moved = torch.cat(
+        [move_along(z, directions, [0.0] * index + [offset]) for index in range(count) for offset in offsets]
+    )
+    labels = None if digit is None else torch.full((len(moved),), digit)
+    return generate(G, moved, labels)
+
+
+COPY_RATIO, CLOSE_RATIO = 0.5, 1.0  # of the distance real unseen digits keep from their nearest training digit
+
+
+@dataclass(frozen=True)
+class CopyVerdict:
+    """How a sample's nearest training digit compares with the yardstick of real unseen digits."""
+
+    distance: float  # to the nearest training digit
+    typical: float  # a real unseen digit's usual distance to its nearest training digit
+    level: str  # "copy" (below half the yardstick), "close" (below it) or "novel"
+
+    @property
+    def ratio(self) -> float:
+        return self.distance / self.typical if self.typical else math.inf
+
+
+def copy_verdict(distance: float, typical: float) -> CopyVerdict:
+    """Is a sample at `distance` from its nearest training digit probably a copy of it?"""
+    ratio = distance / typical if typical else math.inf
+    level = "copy" if ratio < COPY_RATIO else "close" if ratio < CLOSE_RATIO else "novel"
+    return CopyVerdict(distance, typical, level)

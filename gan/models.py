@@ -13,6 +13,8 @@ principal directions.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -23,10 +25,29 @@ from gan.data import IMAGE_SIZE, NUM_CLASSES
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 
 
+@runtime_checkable
+class Generator(Protocol):
+    """What the rest of the package relies on in a generator (latent.py, the trainer, the checkpoints)."""
+
+    latent_dim: int
+    num_classes: int  # 0 for an unconditional generator
+    embed: nn.Embedding | None  # the label embedding of a conditional generator (None or absent otherwise)
+
+    def first_features(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The first layer's output, (B, F): where latent.py looks for principal directions."""
+        ...
+
+    def __call__(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (B, 1, 28, 28) in [-1, 1]."""
+        ...
+
+    def parameters(self) -> Iterator[nn.Parameter]: ...
+
+
 class ClassicGenerator(nn.Module):
     def __init__(self, latent_dim: int, width: int):
         super().__init__()
-        self.latent_dim, self.num_classes = latent_dim, 0
+        self.latent_dim, self.num_classes, self.embed = latent_dim, 0, None
         self.first = nn.Sequential(nn.Linear(latent_dim, width), nn.LeakyReLU(0.2))
         self.rest = nn.Sequential(
             nn.Linear(width, 2 * width),
@@ -144,7 +165,7 @@ class ConvDiscriminator(nn.Module):
         return logit
 
 
-def build_generator(config: Config) -> nn.Module:
+def build_generator(config: Config) -> nn.Module:  # a Generator
     if config.preset == "classic":
         return ClassicGenerator(config.latent_dim, config.width)
     return ConvGenerator(config.latent_dim, config.width, NUM_CLASSES if config.conditional else 0, config.g_kernel)

@@ -1,185 +1,95 @@
-"""Running a training job: `train_run` trains a run folder in the foreground (the CLI uses it), and
-`TrainingSession` runs it in a background thread for the app.
+"""The app's one background training job: a small state machine, commands in, snapshots out.
 
-The session owns its thread, a lock and a `Control`. The UI sends commands (start, pause, resume, stop) and
-reads `snapshot()`, an immutable picture of the job published by the thread; the thread never touches the UI.
+`TrainingSession` owns its thread, a lock and the job's `Control`. The UI sends commands (start, pause, resume,
+stop), reads `snapshot()`, an immutable picture of the job, and calls `watch()` while it shows the live samples
+(drawing them costs the trainer, so they are drawn only while someone watches). Every change of `Status` goes
+through one transition table; the thread never touches the UI.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
 from typing import Any
 
 from gan.checkpoints import CheckpointError, Run, printable
 from gan.config import Config
-from gan.data import DEFAULT_DATA_DIR, load_mnist
-from gan.diagnose import sample_spread
-from gan.history import ChangeRecord, EpochRecord, Record, StepRecord
+from gan.history import ChangeRecord, EpochRecord, StepRecord
 from gan.images import grid_png
-from gan.metrics import score_generator
 from gan.models import check_memory
-from gan.stepthrough import StepThrough, probe
-from gan.train import ChangeCallback, Control, StepMetrics, Trainer, TrainingDiverged
+from gan.runner import check_startable, prepare_trainer, train_run
+from gan.stepthrough import Probe, StepThrough, probe
+from gan.train import Control, DeviceUnavailable, StepMetrics, Trainer, TrainingDiverged
 
-EpochCallback = Callable[[int, EpochRecord], None]
-SaveErrorCallback = Callable[[OSError], None]
-
-
-class RunError(ValueError):
-    """A run cannot be started or resumed as asked (name taken, nothing to resume, ...)."""
-
-
-def check_startable(run: Run, resume: bool) -> None:
-    """Refuse to start a new run over an existing one, or to resume one that is not there."""
-    if resume and not run.exists():
-        raise RunError(f"there is no run {run.name!r} to resume")
-    if not resume and (run.exists() or run.epochs()):
-        raise RunError(f"a run named {run.name!r} already exists: choose another name, or resume it")
-
-
-def check_same_settings(saved: Config, given: dict[str, Any]) -> None:
-    """Settings repeated on a resume must equal the run's own (people re-run the first command with --resume);
-    only a real change is refused, naming the setting, the run's value and the given one."""
-    for name, value in given.items():
-        if value is not None and getattr(saved, name) != value:
-            raise RunError(
-                f"{name} cannot be changed when resuming: the run has {name}={getattr(saved, name)!r}, "
-                f"{value!r} was given (a run keeps its settings; only the epochs may grow)"
-            )
-
-
-def prepare_trainer(run: Run, config: Config | None = None, resume: bool = False, epochs: int | None = None) -> Trainer:
-    """A trainer for a new run (config required) or for the newest saved state of an existing run. Call it while
-    holding the run's lock (`run.lock()`): it cleans up partial writes and rewrites the history.
-
-    Resuming may raise the epoch count (`epochs`) to train a finished run further, never lower it below what
-    is already trained.
-    """
-    check_startable(run, resume)
-    if resume:
-        saved = run.config()
-        config = saved if epochs is None else saved.replace(epochs=epochs)
-        check_memory(config)
-        run.remove_partial_writes()
-        state = run.resume_state()
-        trainer = Trainer(config, load_mnist(DEFAULT_DATA_DIR))
-        if state is not None:
-            try:
-                trainer.load_state_dict(state)
-            except (KeyError, RuntimeError, ValueError, TypeError) as error:
-                reason = printable(" ".join(str(error).split()), 200)
-                raise CheckpointError(f"run {run.name!r}: the saved state does not fit its config ({reason})") from None
-        if trainer.epoch > config.epochs:
-            raise RunError(
-                f"epochs={config.epochs} is below what run {run.name!r} has already trained ({trainer.epoch} "
-                "epochs): give at least that many"
-            )
-        run.truncate_history(trainer.step)
-        if config != saved:
-            run.write_config(config)
-        return trainer
-    if config is None:
-        raise RunError("a new run needs a config")
-    check_memory(config)
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(config)
-    return Trainer(config, load_mnist(DEFAULT_DATA_DIR))
-
-
-def train_run(
-    run: Run,
-    trainer: Trainer,
-    control: Control | None = None,
-    on_step: Callable[[StepMetrics], None] | None = None,
-    on_epoch: EpochCallback | None = None,
-    on_save_error: SaveErrorCallback | None = None,
-    max_seconds: float | None = None,
-    on_change: ChangeCallback | None = None,
-    before_requested_step: Callable[[str], None] | None = None,
-) -> str:
-    """Train and keep the run folder up to date: history and an epoch file (with its grid) after each epoch,
-    and the exact state at a stop or time budget. Returns the loop's outcome.
-
-    A failed write (disk full, read-only folder) goes to `on_save_error`, which may wait for the user to fix it:
-    the save is then tried again. Without that callback the error is raised; saved epochs are never touched.
-    """
-    control = control or Control()
-    pending: list[Record] = []
-
-    def record_step(metrics: StepMetrics) -> None:
-        pending.append(StepRecord(**asdict(metrics)))
-        if on_step:
-            on_step(metrics)
-
-    def record_change(change: ChangeRecord) -> None:
-        pending.append(change)
-        if on_change:
-            on_change(change)
-
-    def flush_history() -> None:
-        _save(lambda: run.append_history(pending), control, on_save_error)
-        pending.clear()
-
-    def end_epoch(epoch: int) -> None:
-        scores = score_generator(trainer.G_ema).to_dict() if trainer.config.evaluate else None
-        record = EpochRecord(epoch, trainer.step, trainer.seconds, scores, sample_spread(trainer.sample_fixed()))
-        pending.append(record)
-        flush_history()
-        config = trainer.config
-        if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
-            grid = grid_png(trainer.sample_fixed())
-            _save(lambda: run.save_epoch(epoch, trainer.state_dict(), config, grid), control, on_save_error)
-        if on_epoch:
-            on_epoch(epoch, record)
-
-    try:
-        outcome = trainer.run(control, record_step, end_epoch, max_seconds, record_change, before_requested_step)
-    except TrainingDiverged:
-        flush_history()
-        raise
-    flush_history()
-    if outcome != "finished":
-        _save(lambda: run.save_latest(trainer.state_dict(), trainer.config), control, on_save_error)
-    return outcome
-
-
-def _save(write: Callable[[], None], control: Control, on_save_error: SaveErrorCallback | None) -> None:
-    while True:
-        try:
-            write()
-            return
-        except OSError as error:
-            if on_save_error is None:
-                raise
-            on_save_error(error)  # e.g. pause and wait for the user to free space
-            if control.stop_requested:
-                raise
-
-
-# --- the background job ------------------------------------------------------------------------------------
-
-ACTIVE = ("starting", "running", "paused", "stopping")
 HISTORY_POINTS = 2000
+ERROR_CHARS = 500  # an error shown to the user is one line of at most this many characters
+USER_ERRORS = (CheckpointError, ValueError, DeviceUnavailable)  # bad run, bad settings, damaged files, no GPU
+
+
+class Status(str, Enum):
+    IDLE = "idle"  # no job since the server started
+    STARTING = "starting"  # loading data, building or restoring the trainer
+    RUNNING = "running"
+    PAUSED = "paused"  # by the user, or by a failed save waiting for the user
+    STOPPING = "stopping"  # asked to stop; the state is being saved
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    @property
+    def active(self) -> bool:
+        """A job exists and holds the thread: no other may start."""
+        return self in (Status.STARTING, Status.RUNNING, Status.PAUSED, Status.STOPPING)
+
+    # What the user's commands may do now (the commands check the same, through the table).
+    @property
+    def can_pause(self) -> bool:
+        return self == Status.RUNNING
+
+    @property
+    def can_resume(self) -> bool:
+        return self == Status.PAUSED
+
+    @property
+    def can_stop(self) -> bool:
+        return self != Status.STOPPING and can_move(self, Status.STOPPING)
+
+
+ENDED = frozenset({Status.FINISHED, Status.STOPPED, Status.FAILED})
+# The only changes of status there are; anything else (a Pause while stopping, a second Stop) is ignored.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.IDLE: frozenset({Status.STARTING}),
+    Status.STARTING: frozenset({Status.RUNNING, Status.STOPPING, Status.FAILED}),
+    Status.RUNNING: frozenset({Status.PAUSED, Status.STOPPING, *ENDED}),
+    Status.PAUSED: frozenset({Status.RUNNING, Status.STOPPING, *ENDED}),  # a Pause after the last step: finished
+    Status.STOPPING: ENDED,
+    Status.FINISHED: frozenset({Status.STARTING}),
+    Status.STOPPED: frozenset({Status.STARTING}),
+    Status.FAILED: frozenset({Status.STARTING}),
+}
+
+
+def can_move(current: Status, target: Status) -> bool:
+    return target in TRANSITIONS[current]
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """What the UI may know about the job, at one moment. Never mutated; a new one replaces it."""
 
-    status: str = "idle"  # idle, starting, running, paused, stopping, finished, stopped, failed
+    status: Status = Status.IDLE
     run_name: str | None = None
     config: Config | None = None
-    epoch: int = 0  # epochs completed
+    epochs_done: int = 0
     step: int = 0
     total_steps: int = 0
     images_per_sec: float = 0.0
     seconds: float = 0.0
-    history: tuple[StepRecord, ...] = ()  # step records, thinned evenly to at most HISTORY_POINTS
+    history: tuple[StepRecord, ...] = ()  # thinned evenly to at most HISTORY_POINTS
     epoch_records: tuple[EpochRecord, ...] = ()
-    grid_png: bytes | None = None  # the fixed noise drawn by the EMA generator, refreshed while someone watches
+    samples_png: bytes | None = None  # the fixed noise drawn by the EMA generator, refreshed while watched
     saved_epochs: tuple[int, ...] = ()
     error: str | None = None
     started: float = field(default_factory=time.time)
@@ -188,7 +98,16 @@ class Snapshot:
 
     @property
     def active(self) -> bool:
-        return self.status in ACTIVE
+        return self.status.active
+
+    @property
+    def epochs(self) -> int:
+        return self.config.epochs if self.config else 0
+
+    @property
+    def current_epoch(self) -> int:
+        """The 1-based epoch to show: the one in progress while active, else the last one done (at least 1)."""
+        return min(self.epochs_done + (1 if self.active else 0), self.epochs) or 1
 
     @property
     def progress(self) -> float:
@@ -205,7 +124,7 @@ class ThinnedHistory:
     """Keeps every `stride`-th step; doubles the stride (dropping every other kept point) when full."""
 
     def __init__(self, limit: int = HISTORY_POINTS):
-        self.limit, self.stride, self.records = limit, 1, []
+        self.limit, self.stride, self.records = limit, 1, []  # records: list[StepRecord]
 
     def add(self, record: StepRecord) -> None:
         if record.step % self.stride:
@@ -220,24 +139,39 @@ class TrainingSession:
     """One background training job per process. Commands are safe from any thread, and idempotent.
 
     The sample grid costs the training thread about 20 ms, so between epochs it is redrawn at most every
-    `grid_interval` seconds, and only if a snapshot was read since the last one: nobody watching, no cost."""
+    `grid_interval` seconds, and only if `watch()` was called since the last one: nobody watching, no cost."""
 
     def __init__(self, root: str | None = None, grid_interval: float = 2.0, publish_interval: float = 0.25):
         self.root = root
         self.grid_interval, self.publish_interval = grid_interval, publish_interval
-        self._lock = threading.RLock()  # re-entrant: commands publish while holding it
+        self._lock = threading.RLock()  # re-entrant: commands move the status while holding it
         self._control = Control()
         self._thread: threading.Thread | None = None
         self._snapshot = Snapshot()
-        self._last_read = 0.0  # time.monotonic() of the latest snapshot() call
+        self._watched_at = 0.0  # time.monotonic() of the latest watch()
+
+    # --- reading ---
 
     def snapshot(self) -> Snapshot:
-        self._last_read = time.monotonic()
         return self._snapshot  # replaced atomically, never mutated
+
+    def watch(self) -> Snapshot:
+        """The snapshot, for a viewer of the live samples: the job keeps them fresh while this is called."""
+        self._watched_at = time.monotonic()
+        return self._snapshot
+
+    def watched_since(self, moment: float) -> bool:
+        return self._watched_at >= moment
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # --- commands ---
 
     def start(self, config: Config | None, run_name: str, resume: bool = False, epochs: int | None = None) -> bool:
         """Start a job unless one is active; returns whether this call started it. Raises CheckpointError on a
-        bad run name and RunError on a taken one (or a missing one to resume), before any thread starts."""
+        bad run name, RunError on a taken one (or a missing one to resume) and ConfigError on settings that would
+        not fit in memory, before any thread starts."""
         run = Run.at(run_name, self.root)
         with self._lock:
             if self._snapshot.active:
@@ -246,23 +180,20 @@ class TrainingSession:
             if config is not None:
                 check_memory(config)
             self._control = Control()
-            self._snapshot = Snapshot(status="starting", run_name=run.name, config=config)
-            self._thread = threading.Thread(
-                target=self._work, args=(run, config, resume, epochs, self._control), name="gan-trainer", daemon=True
-            )
+            self._snapshot = Snapshot(status=Status.STARTING, run_name=run.name, config=config)
+            job = Job(self, run, self._control, config, resume, epochs)
+            self._thread = threading.Thread(target=job.work, name="gan-trainer", daemon=True)
             self._thread.start()
             return True
 
     def pause(self) -> None:
         with self._lock:
-            if self._snapshot.status == "running":
+            if self._snapshot.status.can_pause and self.move(Status.PAUSED):
                 self._control.pause()
-                self._publish(status="paused")
 
     def resume(self) -> None:
         with self._lock:
-            if self._snapshot.status == "paused":
-                self._publish(status="running", error=None)
+            if self._snapshot.status.can_resume and self.move(Status.RUNNING, error=None):
                 self._control.resume()
 
     def change(self, field: str, value: Any) -> bool:
@@ -270,7 +201,7 @@ class TrainingSession:
         ConfigError for a setting that cannot change or a bad value; returns whether the request was sent."""
         with self._lock:
             snapshot = self._snapshot
-            if snapshot.status not in ("running", "paused") or snapshot.config is None:
+            if snapshot.status not in (Status.RUNNING, Status.PAUSED) or snapshot.config is None:
                 return False
             snapshot.config.replace(**{field: value})  # the same checks as at start
             self._control.change(field, value)
@@ -280,137 +211,203 @@ class TrainingSession:
         """Take one step of `players` ("d", "g" or "dg") while paused; returns whether it was asked for (not while
         running, nor while an earlier step is still under way)."""
         with self._lock:
-            if self._snapshot.status != "paused" or self._control.pending_steps:
+            if self._snapshot.status != Status.PAUSED or self._control.pending_steps:
                 return False
             self._control.step(players)
             return True
 
     def stop(self, wait: float | None = None) -> None:
         with self._lock:
-            if self._snapshot.active:
-                self._publish(status="stopping")
+            if self.move(Status.STOPPING):
                 self._control.stop()
             thread = self._thread
         if wait and thread is not None:
             thread.join(wait)
 
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    # --- changes, by commands and by the job's thread ---
 
-    def _publish(self, **changes: Any) -> None:
-        # Under the lock, so that the thread's read-modify-write cannot undo a command's status (a lost Pause).
+    def move(self, status: Status, expected: Status | None = None, **changes: Any) -> bool:
+        """Change the status (and other fields) if the table allows it from the current one (and the current one
+        is `expected`, when given); returns whether it changed."""
+        with self._lock:
+            current = self._snapshot.status
+            if (expected is not None and current != expected) or not can_move(current, status):
+                return False
+            self._snapshot = replace(self._snapshot, status=status, **changes)
+            return True
+
+    def publish(self, **changes: Any) -> None:
+        """Replace fields other than the status. Under the lock, so that the thread's read-modify-write cannot undo
+        a command's status (a lost Pause)."""
+        assert "status" not in changes, "the status changes only through move()"
         with self._lock:
             self._snapshot = replace(self._snapshot, **changes)
 
-    def _work(self, run: Run, config: Config | None, resume: bool, epochs: int | None, control: Control) -> None:
-        """The thread's body: whatever goes wrong ends the job as "failed" with a one-line reason, so the app is
-        ready for the next Start."""
+    def pause_for(self, control: Control, error: str) -> bool:
+        """Pause the job for a reason the user must fix (shown as its error); False if it is stopping anyway."""
+        with self._lock:
+            if self._control is not control:
+                return False
+            if self._snapshot.status == Status.PAUSED:  # the user paused while the write was under way
+                self.publish(error=error)
+            elif not self.move(Status.PAUSED, expected=Status.RUNNING, error=error):
+                return False
+            control.pause()
+            return True
+
+
+class Job:
+    """The thread's side of one job: builds the trainer, trains with a Recorder, and publishes what happens."""
+
+    def __init__(
+        self,
+        session: TrainingSession,
+        run: Run,
+        control: Control,
+        config: Config | None,
+        resume: bool,
+        epochs: int | None,
+    ):
+        self.session, self.run, self.control = session, run, control
+        self.config, self.resume, self.epochs = config, resume, epochs
+        self.trainer: Trainer | None = None
+        self.history = ThinnedHistory()
+        self.epoch_records: list[EpochRecord] = []
+        self.changes: list[ChangeRecord] = []
+        self.probed: Probe | None = None  # the trainer just before a requested step
+        self.published_at = 0.0  # time.monotonic() of the latest progress published
+        self.drawn_at = 0.0  # ... and of the latest sample grid
+
+    def work(self) -> None:
+        """The thread's body: whatever goes wrong ends in a published failure, so the next Start can begin."""
         try:
-            with run.lock():
-                self._train(run, config, resume, epochs, control)
-        except TrainingDiverged as error:
-            kept = run.epochs()
-            self._publish(
-                status="failed", error=f"{error} Kept: {f'epochs up to {kept[-1]}' if kept else 'no epochs'}."
-            )
-        except (CheckpointError, ValueError) as error:  # user-caused: bad run, bad settings, damaged files
-            self._publish(status="failed", error=printable(" ".join(str(error).split()), 500))
-        except BaseException as error:  # anything else, e.g. a write that failed after Stop; saved files stay
-            self._publish(
-                status="failed", error=printable(f"{type(error).__name__}: {' '.join(str(error).split())}", 500)
-            )
+            with self.run.lock():  # held for the whole job: a second writer of this run (a CLI) is refused
+                self.train()
+        except BaseException as error:  # shown to the user; what was saved stays on disk
+            self.session.move(Status.FAILED, error=self.failure(error))
         finally:
-            if self._snapshot.active:  # never leave the job looking busy
-                self._publish(status="failed", error=self._snapshot.error or "the job ended unexpectedly")
+            if self.session.snapshot().active:  # never leave the job looking busy
+                self.session.move(Status.FAILED, error=self.session.snapshot().error or "the job ended unexpectedly")
 
-    def _train(self, run: Run, config: Config | None, resume: bool, epochs: int | None, control: Control) -> None:
-        trainer = prepare_trainer(run, config, resume, epochs)
-        history = ThinnedHistory()
-        past = run.history(trainer.step)  # a resumed run shows its whole past, thinned like new steps
-        for record in past.steps:
-            history.add(record)
-        epoch_records = past.epochs
-        change_records = [record for record in past if isinstance(record, ChangeRecord)]
-        probed: dict[str, Any] = {}  # the probe taken just before a requested step
-        last = {"publish": 0.0, "grid": time.monotonic()}  # the first grid is drawn just below
-        self._publish(
-            status="paused" if control.paused else "running",
-            config=trainer.config,
-            epoch=trainer.epoch,
-            step=trainer.step,
-            total_steps=trainer.total_steps,
-            seconds=trainer.seconds,
-            history=tuple(history.records),
-            epoch_records=tuple(epoch_records),
-            grid_png=grid_png(trainer.sample_fixed()),
-            saved_epochs=tuple(run.epochs()),
-            changes=tuple(change_records),
-        )
-
-        def on_change(change: ChangeRecord) -> None:
-            change_records.append(change)
-            self._publish(
-                changes=tuple(change_records), config=trainer.config, step=trainer.step, history=tuple(history.records)
-            )
-
-        def before_requested_step(players: str) -> None:
-            probed["before"] = probe(trainer)
-
-        def on_step(metrics: StepMetrics) -> None:
-            history.add(StepRecord(**asdict(metrics)))
-            if "before" in probed:  # a requested step: show it at once, whoever watches
-                self._publish(
-                    step_through=StepThrough(metrics.players, probed.pop("before"), probe(trainer)),
-                    step=metrics.step,
-                    seconds=metrics.seconds,
-                    history=tuple(history.records),
-                    grid_png=grid_png(trainer.sample_fixed()),
-                )
-                return
-            now = time.monotonic()
-            changes: dict[str, Any] = {}
-            if now - last["grid"] >= self.grid_interval and self._last_read >= last["grid"]:
-                last["grid"] = now
-                changes["grid_png"] = grid_png(trainer.sample_fixed())
-            if changes or now - last["publish"] >= self.publish_interval:
-                last["publish"] = now
-                self._publish(
-                    step=metrics.step,
-                    images_per_sec=metrics.images_per_sec,
-                    seconds=metrics.seconds,
-                    history=tuple(history.records),
-                    **changes,
-                )
-
-        def on_epoch(epoch: int, record: EpochRecord) -> None:
-            epoch_records.append(record)
-            self._publish(
-                epoch=epoch,
-                step=trainer.step,
-                epoch_records=tuple(epoch_records),
-                saved_epochs=tuple(run.epochs()),
-                grid_png=grid_png(trainer.sample_fixed()),
-            )
-
-        def on_save_error(error: OSError) -> None:
-            with self._lock:
-                self._control.pause()
-                self._publish(
-                    status="paused",
-                    error=f"could not save to {run.path} ({error.strerror or error}); training is paused and the "
-                    "saved epochs are intact. Free space or fix permissions, then Resume (or Stop).",
-                )
-            control.wait_while_paused()
-
+    def train(self) -> None:
+        self.trainer = prepare_trainer(self.run, self.config, self.resume, self.epochs)
+        self.load_past()
+        self.session.publish(**self.ready_changes())
+        self.session.move(Status.RUNNING, expected=Status.STARTING)
         outcome = train_run(
-            run, trainer, control, on_step, on_epoch, on_save_error, None, on_change, before_requested_step
+            self.run,
+            self.trainer,
+            self.control,
+            self.on_step,
+            self.on_epoch,
+            self.on_save_error,
+            on_change=self.on_change,
+            before_requested_step=self.before_requested_step,
         )
-        self._publish(
-            status="finished" if outcome == "finished" else "stopped",
-            epoch=trainer.epoch,
-            step=trainer.step,
-            seconds=trainer.seconds,
-            history=tuple(history.records),
-            saved_epochs=tuple(run.epochs()),
-            grid_png=grid_png(trainer.sample_fixed()),
+        ended = Status.FINISHED if outcome == "finished" else Status.STOPPED
+        self.session.move(ended, **self.final_changes())
+
+    def load_past(self) -> None:
+        """A resumed run shows its whole past, thinned like new steps."""
+        past = self.run.history(self.trainer.step)
+        for record in past.steps:
+            self.history.add(record)
+        self.epoch_records = list(past.epochs)
+        self.changes = [record for record in past if isinstance(record, ChangeRecord)]
+
+    def failure(self, error: BaseException) -> str:
+        """One line for the user: what went wrong, and for a diverged run what was kept."""
+        if isinstance(error, TrainingDiverged):
+            kept = self.run.epochs()
+            return f"{error} Kept: {f'epochs up to {kept[-1]}' if kept else 'no epochs'}."
+        text = " ".join(str(error).split())
+        if not isinstance(error, USER_ERRORS):  # a bug, or e.g. a write that failed after Stop: name the error
+            text = f"{type(error).__name__}: {text}"
+        return printable(text, ERROR_CHARS)
+
+    # --- what each moment changes in the snapshot ---
+
+    def samples(self) -> bytes:
+        self.drawn_at = time.monotonic()
+        return grid_png(self.trainer.sample_fixed())
+
+    def position_changes(self) -> dict[str, Any]:
+        trainer = self.trainer
+        return {"epochs_done": trainer.epoch, "step": trainer.step, "seconds": trainer.seconds}
+
+    def ready_changes(self) -> dict[str, Any]:
+        return {
+            **self.position_changes(),
+            "config": self.trainer.config,
+            "total_steps": self.trainer.total_steps,
+            "history": tuple(self.history.records),
+            "epoch_records": tuple(self.epoch_records),
+            "samples_png": self.samples(),
+            "saved_epochs": tuple(self.run.epochs()),
+            "changes": tuple(self.changes),
+        }
+
+    def step_changes(self, metrics: StepMetrics) -> dict[str, Any]:
+        return {
+            "step": metrics.step,
+            "images_per_sec": metrics.images_per_sec,
+            "seconds": metrics.seconds,
+            "history": tuple(self.history.records),
+        }
+
+    def epoch_changes(self) -> dict[str, Any]:
+        return {
+            **self.position_changes(),
+            "epoch_records": tuple(self.epoch_records),
+            "saved_epochs": tuple(self.run.epochs()),
+            "samples_png": self.samples(),
+        }
+
+    def final_changes(self) -> dict[str, Any]:
+        return {
+            **self.position_changes(),
+            "history": tuple(self.history.records),
+            "saved_epochs": tuple(self.run.epochs()),
+            "samples_png": self.samples(),
+        }
+
+    # --- the Recorder's callbacks, on the training thread ---
+
+    def on_change(self, change: ChangeRecord) -> None:
+        self.changes.append(change)
+        trainer = self.trainer
+        self.session.publish(changes=tuple(self.changes), config=trainer.config, **self.position_changes())
+
+    def before_requested_step(self, players: str) -> None:
+        self.probed = probe(self.trainer)
+
+    def on_step(self, metrics: StepMetrics) -> None:
+        self.history.add(StepRecord(**asdict(metrics)))
+        if self.probed is not None:  # a requested step: show it at once, whoever watches
+            shown = StepThrough(metrics.players, self.probed, probe(self.trainer))
+            self.probed = None
+            self.session.publish(step_through=shown, samples_png=self.samples(), **self.step_changes(metrics))
+            return
+        now = time.monotonic()
+        changes = {}
+        if self.wants_samples(now):
+            changes["samples_png"] = self.samples()
+        if changes or now - self.published_at >= self.session.publish_interval:
+            self.published_at = now
+            self.session.publish(**self.step_changes(metrics), **changes)
+
+    def wants_samples(self, now: float) -> bool:
+        """A fresh grid is due: the last is old enough, and someone watched since it was drawn."""
+        return now - self.drawn_at >= self.session.grid_interval and self.session.watched_since(self.drawn_at)
+
+    def on_epoch(self, epochs_done: int, record: EpochRecord) -> None:
+        self.epoch_records.append(record)
+        self.session.publish(**self.epoch_changes())
+
+    def on_save_error(self, error: OSError) -> None:
+        reason = (
+            f"could not save to {self.run.path} ({error.strerror or error}); training is paused and the saved "
+            "epochs are intact. Free space or fix permissions, then Resume (or Stop)."
         )
+        if self.session.pause_for(self.control, reason):
+            self.control.wait_while_paused()

@@ -12,6 +12,10 @@ Losses, on D's raw outputs (logits), D minimising `discriminator_loss` and G min
 - hinge:      D: max(0, 1 - D(x)) + max(0, 1 + D(G(z)));  G: -D(G(z))
 - lsgan:      D: (D(x) - 1)^2 / 2 + D(G(z))^2 / 2;  G: (D(G(z)) - 1)^2 / 2 (Mao et al., 2017)
 - wgan-gp:    D is a critic: D(G(z)) - D(x) + 10 (|grad D(x_mix)| - 1)^2;  G: -D(G(z)) (Gulrajani et al., 2017)
+
+Epochs, counted one way: `Trainer.epoch` and `StepMetrics.epoch` are the epochs completed before the step, which is
+also the 0-based index of the epoch in progress; `on_epoch_end(epochs_done)`, saved epoch files and the history's
+epoch records count completed epochs, from 1. A UI shows the epoch in progress as `epoch + 1`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ EXPLODED_LOSS = 1e5
 GP_WEIGHT = 10.0  # lambda of the wgan-gp gradient penalty
 PLAYERS = ("dg", "d", "g")  # a full step, D's part only, G's part only
 ChangeCallback = Callable[[ChangeRecord], None]
+
+
+class DeviceUnavailable(RuntimeError):
+    """The config asks for a device this machine does not have."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -149,7 +157,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda was asked for, but no CUDA GPU is available; use device=auto or cpu")
+        raise DeviceUnavailable("device=cuda was asked for, but no CUDA GPU is available; use device=auto or cpu")
     return torch.device(name)
 
 

@@ -1,10 +1,47 @@
-"""Shared fixtures: tiny configs that train in a fraction of a second, and a checkpoint root per test."""
+"""Shared helpers and fixtures: tiny configs that train in a fraction of a second, a checkpoint root per test, the
+CLI in this process, waiting on a condition, and a judge cache of this test session's own.
+
+The digit judge is cached in a temporary folder made for the session ($GAN_STUDIO_CACHE, inherited by the CLI and
+app servers the tests start), so the suite never writes into the repository and runs from a read-only checkout.
+The judge is trained there once, by the first test that needs it (those are marked slow).
+"""
 
 from __future__ import annotations
 
-import pytest
+import errno
+import functools
+import io
+import os
+import pickle
+import random
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
 
+import pytest
+import torch
+
+import gan.runner
+from gan.checkpoints import Run, load_state, save_state
 from gan.config import Config
+from gan.runner import prepare_trainer, train_run
+from gan.train import Trainer
+
+# CLI flags of a model that trains in a fraction of a second (the epochs and batches per epoch are the test's)
+TINY_FLAGS = ["--width", "4", "--batch-size", "16", "--latent-dim", "8", "--no-eval"]
+WAIT = 60.0  # seconds: generous, for a CPU shared with other work; a test only waits this long when it fails
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.judge_cache = tempfile.mkdtemp(prefix="gan-studio-judge-")
+    os.environ["GAN_STUDIO_CACHE"] = config.judge_cache
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(getattr(config, "judge_cache", ""), ignore_errors=True)
 
 
 def tiny_config(preset: str = "cdcgan", **changes) -> Config:
@@ -14,8 +51,174 @@ def tiny_config(preset: str = "cdcgan", **changes) -> Config:
     return Config.for_preset(preset, **settings)
 
 
+def wait_for(condition: Callable[[], object], timeout: float = WAIT, every: float = 0.02) -> None:
+    """Return once the condition holds; fail if it has not within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(every)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def mnist_read_once():
+    """Trainers made by the tests share one parsed copy of MNIST (reading it is tested in test_data.py): parsing the
+    60,000 digits again for each of a hundred tiny runs would double the suite's time. Nothing writes into it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gan.runner, "load_mnist", functools.cache(gan.runner.load_mnist))
+        yield
+
+
 @pytest.fixture
-def root(tmp_path, monkeypatch):
+def root(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "checkpoints"
     monkeypatch.setenv("GAN_STUDIO_CHECKPOINTS", str(folder))
     return folder
+
+
+@pytest.fixture
+def cli(capsys):
+    """`python -m gan ...` in this process (no 2 s torch import): returns (exit code, stdout, stderr)."""
+    from gan.__main__ import main
+
+    def call(*argv) -> tuple[int, str, str]:
+        handler = signal.getsignal(signal.SIGINT)  # train installs its own Ctrl-C handler
+        try:
+            code = main([str(arg) for arg in argv])
+        except SystemExit as exit:  # argparse's usage errors
+            code = exit.code
+        finally:
+            signal.signal(signal.SIGINT, handler)
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err
+        return code, out, err
+
+    return call
+
+
+def assert_loadable(run: Run) -> None:
+    """Every listed epoch is a real, whole checkpoint file of that epoch with finite weights."""
+    for epoch in run.epochs():
+        path = run.epoch_path(epoch)
+        assert path.is_file() and not path.name.startswith(".")
+        state, _ = load_state(path)
+        assert state["position"]["epoch"] == epoch
+        assert all(torch.isfinite(value).all() for value in state["G_ema"].values())
+
+
+def assert_same_weights(expected: dict, actual: dict) -> None:
+    for part in ("G", "G_ema", "D"):
+        assert expected[part].keys() == actual[part].keys()
+        for key, value in expected[part].items():
+            assert torch.equal(value, actual[part][key]), f"{part}/{key} differs"
+
+
+def steps_logged(run: Run) -> list[int]:
+    return [record.step for record in run.history().steps]
+
+
+@pytest.fixture
+def poisoned(monkeypatch):
+    """Call with a factor (NaN or inf): from step `after` + 1 on, the real batch is multiplied by it."""
+
+    def poison(factor: float, after: int = 3) -> None:
+        train_step = Trainer.train_step
+
+        def poisoned_step(self, real, labels):
+            return train_step(self, real * factor if self.step >= after else real, labels)
+
+        monkeypatch.setattr(Trainer, "train_step", poisoned_step)
+
+    return poison
+
+
+@pytest.fixture
+def disk_full(monkeypatch) -> dict[str, int]:
+    """Failures to inject by file name: the rename of a finished write raises ENOSPC, with no file name, as a
+    write to a full disk does."""
+    failures: dict[str, int] = {}
+    real_replace = os.replace
+
+    def replace(source, target, *args, **kwargs):
+        if failures.get(Path(target).name, 0) > 0:
+            failures[Path(target).name] -= 1
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return failures
+
+
+# --- a zoo of damaged runs, shared by the checkpoint and CLI tests ---
+
+
+class Evil:
+    """Unpickling this creates `marker`: proof that a loader executed the file."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+# Runs copied from a good cdcgan run (epochs 1-2) with a bad epoch-0003.safetensors, and what the refusal says.
+BAD_EPOCH_FILES = {
+    "truncated": "truncated or corrupt",
+    "zero-bytes": "empty|truncated or corrupt",
+    "random-bytes": "truncated or corrupt",
+    "pickle": "truncated or corrupt",
+    "torch-save": "truncated or corrupt",
+    "other-preset": "holds a model with preset classic",  # a classic run's epoch file copied in
+    "wrong-shapes": "do not fit the cdcgan preset",  # another preset's tensors under this run's metadata
+}
+BAD_RUNS = {
+    "config-not-json": "config.json",
+    "config-binary": "config.json",
+    "config-unknown-field": "config.json: colour='red' is not allowed: unknown setting",
+    "config-out-of-range": "config.json: epochs=-3 is not allowed",
+    "no-epochs": "no saved epochs yet",
+    "empty-folder": "config.json: cannot read",
+}
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory) -> tuple[Path, Path]:
+    """A root holding two good runs and one run per kind of bad file; returns it and the pickle's marker path."""
+    root = tmp_path_factory.mktemp("zoo") / "checkpoints"
+    marker = root.parent / "pickle-was-executed"
+    for name, preset in (("good", "cdcgan"), ("classic", "classic")):
+        run = Run.at(name, root)
+        train_run(run, prepare_trainer(run, tiny_config(preset)))
+    good, classic = Run.at("good", root), Run.at("classic", root)
+    whole, noise = good.epoch_path(2).read_bytes(), random.Random(0).randbytes(4096)
+    saved_by_torch = io.BytesIO()
+    torch.save(Evil(marker), saved_by_torch)
+    contents = {
+        "truncated": whole[: len(whole) // 2],
+        "zero-bytes": b"",
+        "random-bytes": noise,
+        "pickle": pickle.dumps(Evil(marker)),
+        "torch-save": saved_by_torch.getvalue(),
+        "other-preset": classic.epoch_path(2).read_bytes(),
+    }
+    for kind in BAD_EPOCH_FILES:
+        shutil.copytree(good.path, root / kind)
+        if kind in contents:
+            Run.at(kind, root).epoch_path(3).write_bytes(contents[kind])
+    save_state(Run.at("wrong-shapes", root).epoch_path(3), classic.load_epoch(2), good.config())
+
+    configs = {
+        "config-not-json": b"preset: cdcgan\n",
+        "config-binary": noise,
+        "config-unknown-field": good.config().to_json().replace("{", '{"colour": "red",', 1).encode(),
+        "config-out-of-range": good.config().to_json().replace('"epochs": 2', '"epochs": -3').encode(),
+    }
+    for kind, text in configs.items():
+        shutil.copytree(good.path, root / kind)
+        (root / kind / "config.json").write_bytes(text)
+    Run.at("no-epochs", root).path.mkdir()
+    Run.at("no-epochs", root).write_config(good.config())
+    Run.at("empty-folder", root).path.mkdir()
+    shutil.copytree(good.path, root / "history-binary")
+    (root / "history-binary" / "history.jsonl").write_bytes(noise)
+    return root, marker

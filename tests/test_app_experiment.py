@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 import gan.recipes
 from gan.checkpoints import Run
 from gan.recipes import Recipe
-from gan.session import prepare_trainer, train_run
+from gan.runner import prepare_trainer, train_run
 from tests.conftest import tiny_config
 from views import common
 

@@ -26,7 +26,7 @@ TRAINING_WAIT = 180_000  # ms; generous, as the CPU may be shared with other job
 SCROLL_HEIGHT = "() => document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight + 120"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no chromium at {CHROMIUM}")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no chromium at {CHROMIUM}")]
 
 
 def free_port() -> int:
@@ -52,8 +52,8 @@ def wait_for_health(url: str, server: subprocess.Popen, seconds: float = 60) -> 
 def server(tmp_path):
     port = free_port()
     env = {**os.environ, "GAN_STUDIO_CHECKPOINTS": str(tmp_path / "checkpoints")}
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
+    server_flags = ["--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]
+    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), *server_flags]
     log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -18,7 +18,8 @@ from gan.checkpoints import Run
 from gan.config import ConfigError
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.history import ChangeRecord, EpochRecord, StepRecord, encode, parse_line, parse_record
-from gan.session import TrainingSession, prepare_trainer, train_run
+from gan.runner import prepare_trainer, train_run
+from gan.session import TrainingSession
 from gan.stepthrough import probe
 from gan.train import Control, Trainer, configure_threads
 from tests.conftest import tiny_config

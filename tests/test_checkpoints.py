@@ -1,100 +1,50 @@
+"""Run folders and checkpoint files: names, the safetensors format, and every kind of damaged or foreign file."""
+
+from __future__ import annotations
+
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from gan.checkpoints import CheckpointError, Run, list_runs, load_generator, load_state, validate_run_name
-from gan.latent import sample
-from gan.session import RunError, prepare_trainer, train_run
-from gan.train import Control
-from tests.conftest import tiny_config
+from gan.runner import prepare_trainer
+from tests.conftest import BAD_EPOCH_FILES, BAD_RUNS
 
 
-def train_new(name: str, **changes) -> Run:
-    run = Run.at(name)
-    train_run(run, prepare_trainer(run, tiny_config(**changes)))
-    return run
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", "", ".hidden", "x" * 65, "a\\b", "/tmp/x", "a/../../b"])
+def test_escaping_run_names_are_refused(name):
+    with pytest.raises(CheckpointError, match="not allowed"):
+        validate_run_name(name)
 
 
-def test_run_folder_layout(root):
-    run = train_new("layout")
-    names = sorted(path.name for path in run.path.iterdir())
-    assert names == [
-        "config.json", "epoch-0001.png", "epoch-0001.safetensors", "epoch-0002.png", "epoch-0002.safetensors",
-        "history.jsonl",
-    ]  # fmt: skip
-    assert run.config() == tiny_config()
-    kinds = [record.kind for record in run.history()]
-    assert kinds.count("step") == 6 and kinds.count("epoch") == 2
-
-
-def test_saved_generator_draws_the_same_images(root):
-    run = Run.at("roundtrip")
-    trainer = prepare_trainer(run, tiny_config())
-    train_run(run, trainer)
-    G, config, epoch = load_generator(run)
-    assert epoch == 2 and config == trainer.config
-    images, labels = sample(G, 10, seed=5)
-    trainer.G_ema.eval()
-    with torch.no_grad():
-        expected = trainer.G_ema(torch.randn(10, config.latent_dim, generator=torch.Generator().manual_seed(5)), labels)
-    assert torch.equal(images, expected)
-
-
-@pytest.mark.parametrize("preset", ["classic", "cdcgan"])
-def test_resume_equals_uninterrupted_training_bit_for_bit(root, preset):
-    straight = train_new(f"straight-{preset}", preset=preset, epochs=3)
-    run = Run.at(f"stopped-{preset}")
-    control = Control()
-    first = prepare_trainer(run, tiny_config(preset, epochs=3))
-    outcome = train_run(run, first, control, on_step=lambda m: control.stop() if m.step == 4 else None)
-    assert outcome == "stopped" and run.latest_path.exists() and run.epochs() == [1]
-    resumed = prepare_trainer(run, resume=True)
-    assert resumed.step == 4
-    train_run(run, resumed)
-    expected, actual = straight.load_epoch(3), run.load_epoch(3)
-    for part in ("G", "G_ema", "D"):
-        for key, value in expected[part].items():
-            assert torch.equal(value, actual[part][key]), f"{part}/{key} differs after resume"
-    steps = [record.step for record in run.history().steps]
-    assert steps == list(range(1, 10)), "the history holds every step once"
-
-
-def test_truncated_checkpoint_gives_clear_error_and_other_epochs_still_load(root):
-    run = train_new("damaged")
-    path = run.epoch_path(2)
-    path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match="epoch-0002.safetensors.*truncated or corrupt"):
-        load_generator(run, 2)
-    G, _, epoch = load_generator(run, 1)
-    assert epoch == 1
-    assert prepare_trainer(run, resume=True).step == 3, "resume falls back to the newest readable epoch"
-
-
-def test_foreign_safetensors_file_is_refused(root, tmp_path):
-    from safetensors.torch import save_file
-
+def test_a_foreign_safetensors_file_is_refused(tmp_path):
     foreign = tmp_path / "foreign.safetensors"
     save_file({"weight": torch.zeros(3)}, foreign)
     with pytest.raises(CheckpointError, match="not a GAN Studio checkpoint"):
         load_state(foreign)
 
 
-@pytest.mark.parametrize("name", ["../x", "a/b", "..", "", ".hidden", "x" * 65, "a\\b"])
-def test_escaping_run_names_are_refused(name):
-    with pytest.raises(CheckpointError, match="not allowed"):
-        validate_run_name(name)
+@pytest.mark.parametrize("kind", BAD_EPOCH_FILES)
+def test_a_bad_epoch_file_is_refused_by_name_and_the_older_epochs_still_work(zoo, kind):
+    root, marker = zoo
+    run = Run.at(kind, root)
+    with pytest.raises(CheckpointError, match=f"epoch-0003.safetensors: .*({BAD_EPOCH_FILES[kind]})"):
+        load_generator(run)
+    assert load_generator(run, 2)[2] == 2
+    assert prepare_trainer(run, resume=True).step == 6, "resume falls back to the newest good epoch"
+    assert not marker.exists(), "nothing in a file is ever executed"
 
 
-def test_existing_run_is_not_overwritten(root):
-    train_new("taken")
-    with pytest.raises(RunError, match="already exists"):
-        prepare_trainer(Run.at("taken"), tiny_config())
-
-
-def test_list_runs_reports_unreadable_runs(root):
-    train_new("good")
-    broken = root / "broken"
-    broken.mkdir()
-    (broken / "config.json").write_text("{oops")
-    runs = {info.name: info for info in list_runs()}
-    assert runs["good"].error is None and runs["good"].epochs == (1, 2)
-    assert "config.json" in runs["broken"].error
+def test_list_runs_gives_each_bad_run_its_reason_and_good_runs_still_work(zoo):
+    root, marker = zoo
+    runs = {info.name: info for info in list_runs(root)}
+    assert len(runs) == 2 + len(BAD_EPOCH_FILES) + len(BAD_RUNS) + 1
+    for kind in ("good", "classic", "history-binary"):
+        assert runs[kind].error is None and runs[kind].epochs == (1, 2)
+        assert load_generator(Run.at(kind, root))[2] == 2
+    assert runs["history-binary"].last_record is None, "a garbled history is skipped, not fatal"
+    for kind, reason in BAD_RUNS.items():
+        assert reason in runs[kind].error
+    for kind in BAD_EPOCH_FILES.keys() - {"wrong-shapes"}:  # the listing reads headers only, never tensors
+        assert "epoch-0003.safetensors: " in runs[kind].error and runs[kind].epochs == (1, 2, 3)
+    assert not marker.exists()

@@ -5,7 +5,7 @@ import pytest
 from gan.__main__ import main
 from gan.checkpoints import Run
 from gan.compare import CHANGES, RunRecord, change_marks, differing_settings, load, score_table, step_curve
-from gan.session import prepare_trainer, train_run
+from gan.runner import prepare_trainer, train_run
 from tests.conftest import tiny_config
 
 

@@ -1,6 +1,9 @@
+import dataclasses
+import re
+
 import pytest
 
-from gan.config import Config, ConfigError
+from gan.config import DEFAULT_PRESET, DEVICES, QUICK_START, SETTINGS, Config, ConfigError
 
 
 @pytest.mark.parametrize(
@@ -44,3 +47,42 @@ def test_json_round_trip_and_unknown_fields():
 def test_config_is_frozen():
     with pytest.raises(AttributeError):
         Config().epochs = 3
+
+
+def test_the_default_config_is_the_default_preset():
+    assert Config() == Config.for_preset(DEFAULT_PRESET)
+
+
+def test_every_setting_is_described_once_with_a_label_help_and_what_is_allowed():
+    assert list(SETTINGS) == [field.name for field in dataclasses.fields(Config)]
+    for name, setting in SETTINGS.items():
+        assert setting.name == name and setting.label and setting.help and setting.allowed()
+        setting.check(getattr(Config(), name))
+    assert SETTINGS["device"].choices == DEVICES
+
+
+@pytest.mark.parametrize(
+    "name, good, bad",
+    [("epochs", 1, 0), ("lr_g", 1.0, 0.0), ("beta1", 0.0, 1.0), ("loss", "hinge", "l2"), ("evaluate", False, 1)],
+)
+def test_a_setting_checks_its_type_range_and_choices(name, good, bad):
+    setting = SETTINGS[name]
+    setting.check(good)
+    with pytest.raises(ConfigError, match=f"{name}={bad!r} is not allowed: {re.escape(setting.allowed())}"):
+        setting.check(bad)
+
+
+def test_an_optional_setting_is_zero_in_the_form_and_none_in_the_config():
+    setting = SETTINGS["steps_per_epoch"]
+    assert setting.to_form(None) == 0 and setting.from_form(0) is None and setting.from_form(5) == 5
+    assert SETTINGS["epochs"].from_form(0) == 0, "only an optional setting reads 0 as 'none'"
+
+
+def test_flags_and_form_precision_follow_the_schema():
+    assert SETTINGS["batch_size"].cli_flag == "--batch-size" and SETTINGS["evaluate"].cli_flag == "--no-eval"
+    assert SETTINGS["lr_g"].digits == 5 and SETTINGS["ema_decay"].digits == 4 and SETTINGS["epochs"].digits == 0
+
+
+def test_the_quick_start_is_a_valid_short_run():
+    config = Config.for_preset(**QUICK_START)
+    assert config.epochs * config.steps_per_epoch * config.batch_size < 60_000 * 5

@@ -3,8 +3,20 @@ import torch
 
 from gan.checkpoints import Run, load_generator
 from gan.data import DEFAULT_DATA_DIR, load_mnist
-from gan.latent import digit_grid, interpolate, move_along, nearest_real, noise, principal_directions, sample, slerp
-from gan.session import prepare_trainer, train_run
+from gan.latent import (
+    copy_verdict,
+    digit_grid,
+    direction_atlas,
+    generate,
+    interpolate,
+    move_along,
+    nearest_real,
+    noise,
+    principal_directions,
+    sample,
+    slerp,
+)
+from gan.runner import prepare_trainer, train_run
 from tests.conftest import tiny_config
 
 
@@ -28,8 +40,37 @@ def test_sample_by_seed_is_reproducible(generators):
 
 
 def test_digit_grid_holds_style_per_column(generators):
-    grid = digit_grid(generators["cdcgan"], styles=3, seed=0)
-    assert grid.shape == (30, 1, 28, 28)
+    """Row d draws digit d; column c draws every digit from the same noise vector, the seed's c-th."""
+    G = generators["cdcgan"]
+    grid = digit_grid(G, styles=3, seed=0).view(10, 3, 1, 28, 28)  # (digit, style, ...)
+    z = noise(G.latent_dim, 3, seed=0)
+    for style in range(3):
+        column = generate(G, z[style : style + 1].repeat(10, 1), torch.arange(10))
+        assert torch.allclose(grid[:, style], column, atol=1e-6)
+    assert not torch.allclose(grid[:, 0], grid[:, 1]), "the columns differ in style"
+
+
+def test_the_direction_atlas_moves_along_one_direction_per_row(generators):
+    G = generators["cdcgan"]
+    directions = principal_directions(G, count=2, samples=256)
+    z = noise(G.latent_dim, 1, seed=0)
+    atlas = direction_atlas(G, z, directions, digit=4, steps=3, extent=2.0)
+    assert atlas.shape == (2 * 3, 1, 28, 28)
+    row_two_start = generate(G, move_along(z, directions, [0.0, -2.0]), torch.tensor([4]))
+    assert torch.allclose(atlas[3:4], row_two_start, atol=1e-6)
+    assert torch.allclose(atlas[1:2], generate(G, z, torch.tensor([4])), atol=1e-6), "the middle is unmoved"
+
+
+@pytest.mark.parametrize(
+    "distance, level", [(0.0, "copy"), (2.4, "copy"), (2.5, "close"), (4.9, "close"), (5.0, "novel"), (9.0, "novel")]
+)
+def test_a_sample_is_a_copy_below_half_the_real_digits_distance_and_close_below_it(distance, level):
+    verdict = copy_verdict(distance, typical=5.0)
+    assert verdict.level == level and verdict.ratio == distance / 5.0
+
+
+def test_without_a_yardstick_nothing_is_called_a_copy():
+    assert copy_verdict(0.0, typical=0.0).level == "novel"
 
 
 def test_slerp_keeps_endpoints_and_norm():

@@ -1,4 +1,4 @@
-"""The digit judge and its scores. The judge is trained once into the default cache (<1 min) and reused after."""
+"""The digit judge and its scores. The judge is trained once per test session, into the session's own cache."""
 
 from __future__ import annotations
 
@@ -42,10 +42,12 @@ def train():
     return load_mnist(split="train")
 
 
+@pytest.mark.slow
 def test_judge_reaches_99_percent(judge):
     assert judge_accuracy(judge) >= 0.99
 
 
+@pytest.mark.slow
 def test_fid_of_real_images_is_near_zero_and_far_below_noise(judge, train):
     real = evaluate_images(train.images[:5000], judge)
     noise = evaluate_images(torch.rand(5000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1, judge)
@@ -54,6 +56,7 @@ def test_fid_of_real_images_is_near_zero_and_far_below_noise(judge, train):
     assert real.classes_covered == 10 and real.warnings == ()
 
 
+@pytest.mark.slow
 def test_single_digit_generator_is_flagged_as_collapsed(judge, train):
     threes = train.images[train.labels == 3][:2000]
     scores = evaluate_images(threes, judge)
@@ -64,6 +67,7 @@ def test_single_digit_generator_is_flagged_as_collapsed(judge, train):
     assert scores.classifier_score < 1.5
 
 
+@pytest.mark.slow
 def test_label_agreement_on_real_test_images(judge):
     test = load_mnist(split="test")
     scores = evaluate_images(test.images, judge, requested_labels=test.labels)
@@ -71,12 +75,14 @@ def test_label_agreement_on_real_test_images(judge):
     assert evaluate_images(test.images[:100], judge).label_agreement is None
 
 
+@pytest.mark.slow
 def test_scores_are_deterministic(judge, train):
     images, labels = train.images[:1000], train.labels[:1000]
     assert evaluate_images(images, judge, labels) == evaluate_images(images, judge, labels)
     assert reference_scores(judge, n=500, seed=3) == reference_scores(judge, n=500, seed=3)
 
 
+@pytest.mark.slow
 def test_reference_scores_span_floor_to_ceiling(judge):
     scores = reference_scores(judge, n=1000)
     assert scores[REAL_KEY].fid < scores[NOISE_KEY].fid
@@ -84,11 +90,13 @@ def test_reference_scores_span_floor_to_ceiling(judge):
     assert scores[REAL_KEY].classifier_score > 9
 
 
+@pytest.mark.slow
 def test_scores_round_trip_through_json(judge, train):
     scores = evaluate_images(train.images[:200], judge, train.labels[:200])
     assert Scores.from_dict(json.loads(json.dumps(scores.to_dict()))) == scores
 
 
+@pytest.mark.slow
 def test_evaluate_rejects_wrong_shapes(judge):
     with pytest.raises(ValueError, match="shape"):
         evaluate_images(torch.zeros(10, 28, 28), judge)
@@ -136,6 +144,7 @@ def test_corrupt_cache_file_is_reported_by_name(tmp_path, monkeypatch):
         load_judge(retrain_if_missing=False)
 
 
+@pytest.mark.slow
 def test_truncated_cache_file_is_reported(judge, tmp_path):
     path = judge_path(tmp_path)
     path.parent.mkdir(parents=True)
@@ -152,6 +161,7 @@ def test_wrong_shapes_and_missing_file_are_reported(tmp_path):
         load_judge(tmp_path, retrain_if_missing=False)
 
 
+@pytest.mark.slow
 def test_valid_copy_loads_once_and_matches(judge, tmp_path):
     path = judge_path(tmp_path)
     path.parent.mkdir(parents=True)
@@ -169,10 +179,11 @@ def test_valid_copy_loads_once_and_matches(judge, tmp_path):
         assert torch.equal(loaded[0](images), judge(images))
 
 
+@pytest.mark.slow
 def test_each_epoch_is_scored_into_the_history_and_shown_by_eval(judge, root, capsys):
     from gan.__main__ import main
     from gan.checkpoints import Run
-    from gan.session import prepare_trainer, train_run
+    from gan.runner import prepare_trainer, train_run
     from tests.conftest import tiny_config
 
     run = Run.at("scored")

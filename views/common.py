@@ -5,7 +5,6 @@ Everything here is presentation; the work is done by `gan/`.
 
 from __future__ import annotations
 
-import io
 import string
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
 from gan.history import ChangeRecord, EpochRecord, History, StepRecord
 from gan.images import png_bytes
 from gan.latent import Directions, principal_directions, typical_distance
+from gan.series import smooth, thin
 from gan.session import TrainingSession
 
 COLORS = {"loss_d": "#1f77b4", "loss_g": "#ff7f0e", "d_real": "#2ca02c", "d_fake": "#d62728", "wasserstein": "#8c564b"}
@@ -37,18 +37,30 @@ LABELS = {
 }
 CRITIC_TITLE = "wgan-gp critic: its estimate of the distance to the real digits"
 CHART_POINTS = 3000  # thin long histories before plotting; the browser need not draw 50,000 points
-# Short epochs (12,800 images, about 12 s on a laptop CPU) so that the timeline fills while a newcomer watches;
-# scoring only when the digit judge is already built, so that nothing delays the first digits.
-QUICK_START = {"preset": "cdcgan", "epochs": 10, "steps_per_epoch": 200}
+HIGHLIGHT = "#7f7f7f"  # the chosen epoch's line
+CHART_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+STOP_WAIT = 10.0  # seconds to let a released job save its state and end
 
 
 # --- the process-wide job and the run picker ------------------------------------------------------------------
 
 
-@st.cache_resource
+def release_session(session: TrainingSession) -> None:
+    """Streamlit dropped the session (e.g. "Clear caches"): stop its job, so that no thread trains unseen and the
+    next session cannot start a second job beside it."""
+    session.stop(wait=STOP_WAIT)
+
+
+@st.cache_resource(on_release=release_session)
 def get_session() -> TrainingSession:
     """One trainer for the whole server: every tab and every refresh attaches to the same job."""
     return TrainingSession()
+
+
+def no_runs() -> None:
+    """What a page that shows a run says when there is none yet."""
+    st.info("No runs yet. Start one on the Train page.")
+    st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
 
 
 def plain(text: object) -> str:
@@ -173,29 +185,44 @@ def real_typical_distance() -> float:
 # --- charts ---------------------------------------------------------------------------------------------------
 
 
-def smooth(values: Sequence[float], weight: float) -> list[float]:
-    """TensorBoard's smoothing: an exponential moving average, debiased so the start is not pulled to zero."""
-    smoothed, average = [], 0.0
-    for count, value in enumerate(values, start=1):
-        average = weight * average + (1 - weight) * value
-        smoothed.append(average / (1 - weight**count) if weight > 0 else value)
-    return smoothed
-
-
-def thin(values: list, limit: int = CHART_POINTS) -> list:
-    stride = max(1, -(-len(values) // limit))
-    return values[::stride]
-
-
 @dataclass(frozen=True)
 class Marker:
     step: int
     label: str
 
 
-def vertical_line(step: int, width: int, dash: str, color: str) -> dict[str, Any]:
-    return {"type": "line", "xref": "x", "yref": "paper", "x0": step, "x1": step, "y0": 0, "y1": 1,
-            "line": {"width": width, "dash": dash, "color": color}}  # fmt: skip
+def chart_layout(title: str, height: int, **more: Any) -> dict[str, Any]:
+    """The layout every chart shares: a small title, tight margins; `more` adds to it or overrides it."""
+    return {"title": {"text": title, "font": {"size": 15}}, "height": height, "margin": CHART_MARGIN, **more}
+
+
+def vertical_line(x: float, width: int, dash: str, color: str) -> dict[str, Any]:
+    line = {"width": width, "dash": dash, "color": color}
+    return {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1, "line": line}
+
+
+def curves(steps: list[int], raw: list[float], smoothed: list[float], name: str, points: int) -> list[dict[str, Any]]:
+    """A metric's raw values (faint, no legend) and its smoothed curve, each thinned to about `points`."""
+    line = {"color": COLORS[name]}
+    faint = {
+        "type": "scatter",
+        "x": steps,
+        "y": thin(raw, points),
+        "mode": "lines",
+        "opacity": 0.25,
+        "line": {**line, "width": 1},
+        "hoverinfo": "skip",
+        "showlegend": False,
+    }
+    solid = {
+        "type": "scatter",
+        "x": steps,
+        "y": thin(smoothed, points),
+        "mode": "lines",
+        "name": LABELS[name],
+        "line": {**line, "width": 2},
+    }
+    return [faint, solid]
 
 
 def metric_figure(
@@ -219,11 +246,7 @@ def metric_figure(
     traces = []
     for name in names:
         raw = [getattr(record, name) for record in records]
-        line = {"color": COLORS[name]}
-        traces.append({"type": "scatter", "x": steps, "y": thin(raw, points), "mode": "lines", "opacity": 0.25,
-                       "line": {**line, "width": 1}, "hoverinfo": "skip", "showlegend": False})  # fmt: skip
-        traces.append({"type": "scatter", "x": steps, "y": thin(smooth_gaps(raw, smoothing), points), "mode": "lines",
-                       "name": LABELS[name], "line": {**line, "width": 2}})  # fmt: skip
+        traces += curves(steps, raw, smooth_gaps(raw, smoothing), name, points)
     shapes = [vertical_line(marker.step, 1, "dot", "rgba(128,128,128,0.5)") for marker in markers]
     annotations = []
     for change in changes:
@@ -232,20 +255,29 @@ def metric_figure(
                             "showarrow": False, "xanchor": "left", "yanchor": "top", "textangle": -90,
                             "font": {"size": 11, "color": CHANGE_COLOR}})  # fmt: skip
     if highlight is not None:
-        shapes.append(vertical_line(highlight.step, 2, "dash", "#7f7f7f"))
-        annotations.append({"x": highlight.step, "xref": "x", "y": 1, "yref": "paper", "text": highlight.label,
-                            "showarrow": False, "xanchor": "right", "yanchor": "bottom"})  # fmt: skip
-    layout = {
-        "title": {"text": title, "font": {"size": 15}},
-        "height": height,
-        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
-        "xaxis": {"title": {"text": "step"}},
-        "modebar": {"orientation": "v"},  # beside the plot, not over the legend
-        "hovermode": "x unified",
-        "shapes": shapes,
-        "annotations": annotations,
-    }
+        shapes.append(vertical_line(highlight.step, 2, "dash", HIGHLIGHT))
+        annotations.append(
+            {
+                "x": highlight.step,
+                "xref": "x",
+                "y": 1,
+                "yref": "paper",
+                "text": highlight.label,
+                "showarrow": False,
+                "xanchor": "right",
+                "yanchor": "bottom",
+            }
+        )
+    layout = chart_layout(
+        title,
+        height,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+        xaxis={"title": {"text": "step"}},
+        modebar={"orientation": "v"},  # beside the plot, not over the legend
+        hovermode="x unified",
+        shapes=shapes,
+        annotations=annotations,
+    )
     return go.Figure({"data": traces, "layout": layout}, skip_invalid=False)
 
 
@@ -273,14 +305,19 @@ def smooth_gaps(values: Sequence[float | None], weight: float) -> list[float | N
 
 def scores_figure(histogram: Sequence[float]) -> go.Figure:
     figure = go.Figure(go.Bar(x=[str(digit) for digit in range(len(histogram))], y=list(histogram)))
-    figure.update_layout(
-        title={"text": "Which digits the generator draws (share of samples)", "font": {"size": 15}},
-        height=240,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        xaxis={"title": "digit (as the judge reads it)", "dtick": 1},
-        yaxis_tickformat=".0%",
-    )
+    title = "Which digits the generator draws (share of samples)"
+    xaxis = {"title": "digit (as the judge reads it)", "dtick": 1}
+    figure.update_layout(chart_layout(title, 240, xaxis=xaxis, yaxis={"tickformat": ".0%"}))
     figure.add_hline(y=0.1, line={"width": 1, "dash": "dot"}, annotation_text="balanced: 10% each")
+    return figure
+
+
+def fid_figure(epochs: Sequence[int], fids: Sequence[float], epoch: int) -> go.Figure:
+    """FID against the epoch, with the chosen epoch marked."""
+    figure = go.Figure(go.Scatter(x=list(epochs), y=list(fids), mode="lines+markers", name="FID"))
+    xaxis = {"title": "epoch", "dtick": max(1, len(epochs) // 10)}
+    shapes = [vertical_line(epoch, 2, "dash", HIGHLIGHT)]
+    figure.update_layout(chart_layout("FID by epoch (lower is better)", 240, xaxis=xaxis, shapes=shapes))
     return figure
 
 
@@ -288,7 +325,7 @@ def scores_figure(histogram: Sequence[float]) -> go.Figure:
 
 
 def download(label: str, data: bytes | Callable[[], bytes], file_name: str, key: str) -> None:
-    """A download button; `data` may be a function, then called only when the button is clicked."""
+    """A download button; `data` may be a function, called only when the button is clicked."""
     mime = "image/gif" if file_name.endswith(".gif") else "image/png"
     st.download_button(
         label, data, file_name=file_name, mime=mime, key=key, on_click="ignore", icon=":material/download:"
@@ -300,18 +337,3 @@ def picture_with_download(picture: Image.Image, caption: str, file_name: str, ke
     data = png_bytes(picture)
     st.image(data, caption=caption)
     download("Download PNG", data, file_name, key)
-
-
-def enlarge_png(png: bytes, scale: int) -> bytes:
-    """A PNG scaled up by whole pixels (nearest neighbour), so small digits stay crisp."""
-    picture = Image.open(io.BytesIO(png))
-    return png_bytes(picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST))
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

@@ -11,6 +11,7 @@ import streamlit as st
 
 from gan import compare
 from gan.checkpoints import Run, list_runs
+from gan.series import smooth, thin
 from views import common
 
 RUN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
@@ -57,9 +58,10 @@ def step_chart(runs: list[compare.RunRecord], name: str, title: str, axis: str, 
             continue  # e.g. a wgan-gp critic has no beliefs to draw
         drawn = True
         xs, ys = zip(*kept, strict=True)
-        smoothed = common.smooth(list(ys), smoothing)
+        smoothed = smooth(list(ys), smoothing)
+        points = common.CHART_POINTS
         chart.add_scatter(
-            x=common.thin(list(xs)), y=common.thin(smoothed), mode="lines", name=run.name, line={"color": color}
+            x=thin(list(xs), points), y=thin(smoothed, points), mode="lines", name=run.name, line={"color": color}
         )
     if not drawn:
         return None

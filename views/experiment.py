@@ -17,8 +17,10 @@ import streamlit as st
 from gan.checkpoints import CheckpointError
 from gan.config import LOSSES, ConfigError
 from gan.diagnose import diagnose
+from gan.images import enlarge_png
 from gan.recipes import RECIPES
-from gan.session import RunError, Snapshot, TrainingSession
+from gan.runner import RunError
+from gan.session import Snapshot, Status, TrainingSession
 from gan.stepthrough import STEP_NAMES, Probe, StepThrough
 from views import common
 
@@ -72,7 +74,7 @@ def apply_changes(session: TrainingSession) -> None:
 
 
 def live_settings(snapshot: Snapshot, session: TrainingSession) -> None:
-    if snapshot.status not in ("running", "paused") or snapshot.config is None:
+    if snapshot.status not in (Status.RUNNING, Status.PAUSED) or snapshot.config is None:
         return
     fill_live_form(snapshot)
     with st.form("live_settings"):
@@ -149,16 +151,16 @@ def before_and_after(shown: StepThrough) -> None:
 
 def grids(before: Probe, after: Probe) -> None:
     left, right = st.columns(2)
-    left.image(common.enlarge_png(before.grid_png, 2), caption=f"G's samples before (step {before.step})")
-    right.image(common.enlarge_png(after.grid_png, 2), caption=f"after (step {after.step})")
+    left.image(enlarge_png(before.grid_png, 2), caption=f"G's samples before (step {before.step})")
+    right.image(enlarge_png(after.grid_png, 2), caption=f"after (step {after.step})")
     if before.grid_png == after.grid_png:
         st.caption("The samples are identical: a D step leaves G untouched.")
 
 
 def step_through(snapshot: Snapshot, session: TrainingSession) -> None:
-    if snapshot.status not in ("running", "paused"):
+    if snapshot.status not in (Status.RUNNING, Status.PAUSED):
         return
-    paused = snapshot.status == "paused"
+    paused = snapshot.status == Status.PAUSED
     with st.container(horizontal=True):
         for players, name in STEP_NAMES.items():
             st.button(

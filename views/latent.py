@@ -6,17 +6,29 @@ import random
 
 import streamlit as st
 import torch
-from torch import nn
 
 from gan.checkpoints import Run, RunInfo
 from gan.config import Config
-from gan.images import gif_bytes, grid_image, png_bytes
-from gan.latent import digit_grid, generate, interpolate, move_along, nearest_real, noise, sample
+from gan.images import grid_image, ping_pong_gif, png_bytes
+from gan.latent import (
+    copy_verdict,
+    digit_grid,
+    direction_atlas,
+    generate,
+    interpolate,
+    move_along,
+    nearest_real,
+    noise,
+    sample,
+)
+from gan.models import Generator
 from views import common
 
 DIRECTIONS = 5
 DIRECTION_RANGE = 3.0  # standard deviations of the noise
+ATLAS_STEPS = 7
 NEIGHBOURS = 6
+VERDICTS = {"copy": st.warning, "close": st.info, "novel": st.success}
 
 
 def new_seed() -> None:
@@ -30,7 +42,7 @@ def digit_labels(digit: int | None) -> torch.Tensor | None:
 # --- sections -------------------------------------------------------------------------------------------------
 
 
-def samples(G: nn.Module, config: Config, file_stem: str, zoom: int) -> torch.Tensor:
+def samples(G: Generator, config: Config, file_stem: str, zoom: int) -> torch.Tensor:
     """A grid of samples for a seed; returns the images, numbered from 1 for the neighbour search."""
     st.subheader("Samples")
     st.session_state.setdefault("latent_seed", 0)
@@ -56,7 +68,7 @@ def samples(G: nn.Module, config: Config, file_stem: str, zoom: int) -> torch.Te
     return images
 
 
-def interpolation(G: nn.Module, config: Config, file_stem: str, zoom: int) -> None:
+def interpolation(G: Generator, config: Config, file_stem: str, zoom: int) -> None:
     st.subheader("Interpolate between two seeds")
     st.caption(
         "Walk in a straight line (or along the sphere where Gaussian noise lives) from one noise vector to "
@@ -81,13 +93,12 @@ def interpolation(G: nn.Module, config: Config, file_stem: str, zoom: int) -> No
     stem = f"{file_stem}-{seed_a}-to-{seed_b}"
     picture = grid_image(strip, nrow=steps, scale=zoom)
     st.image(png_bytes(picture), caption=f"seed {seed_a} → seed {seed_b}, {method}")
-    frames = [grid_image(image[None], nrow=1, scale=6) for image in strip]
     with st.container(horizontal=True):
         common.download("Download PNG", png_bytes(picture), f"{stem}.png", "latent_strip_png")
-        common.download("Download GIF", gif_bytes(frames + frames[-2:0:-1], 0.12), f"{stem}.gif", "latent_strip_gif")
+        common.download("Download GIF", lambda: ping_pong_gif(strip), f"{stem}.gif", "latent_strip_gif")
 
 
-def directions(G: nn.Module, config: Config, run: Run, epoch: int, file_stem: str, zoom: int) -> None:
+def directions(G: Generator, config: Config, run: Run, epoch: int, file_stem: str, zoom: int) -> None:
     st.subheader("Main directions of variation")
     st.caption(
         "Principal directions of the generator's first-layer features (GANSpace), mapped back to noise. "
@@ -123,13 +134,10 @@ def directions(G: nn.Module, config: Config, run: Run, epoch: int, file_stem: st
             f"{file_stem}-moved.png",
             "latent_moved_png",
         )
-    offsets = torch.linspace(-DIRECTION_RANGE, DIRECTION_RANGE, 7)
-    moves = [[0.0] * index + [float(offset)] for index in range(len(found.explained)) for offset in offsets]
-    labels = None if digit is None else torch.full((len(moves),), digit)
-    atlas = generate(G, torch.cat([move_along(z, found, amounts) for amounts in moves]), labels)
+    atlas = direction_atlas(G, z, found, digit, steps=ATLAS_STEPS, extent=DIRECTION_RANGE)
     with st.expander("See every direction at once"):
         common.picture_with_download(
-            grid_image(atlas, nrow=7, scale=zoom),
+            grid_image(atlas, nrow=ATLAS_STEPS, scale=zoom),
             "Row i: direction i, from −3 to +3 standard deviations",
             f"{file_stem}-directions.png",
             "latent_atlas_png",
@@ -161,19 +169,19 @@ def neighbours(images: torch.Tensor, file_stem: str) -> None:
         grid_image(image[None], nrow=1, scale=3) for image in found.images[0]
     ]
     st.image(pictures, caption=[f"sample {number}"] + [f"distance {distance:.2f}" for distance in distances])
-    ratio = distances[0] / typical if typical else float("inf")
+    verdict = copy_verdict(distances[0], typical)
     yardstick = f"Real unseen (test) digits are typically {typical:.2f} from their nearest training digit."
-    if ratio < 0.5:
-        st.warning(f"Very close to a training digit ({distances[0]:.2f}): this sample may be a copy. {yardstick}")
-    elif ratio < 1:
-        st.info(f"Closer to a training digit ({distances[0]:.2f}) than usual, but not a copy. {yardstick}")
-    else:
-        st.success(f"Not a copy: its nearest training digit is {distances[0]:.2f} away. {yardstick}")
+    verdicts = {
+        "copy": f"Very close to a training digit ({verdict.distance:.2f}): this sample may be a copy.",
+        "close": f"Closer to a training digit ({verdict.distance:.2f}) than usual, but not a copy.",
+        "novel": f"Not a copy: its nearest training digit is {verdict.distance:.2f} away.",
+    }
+    VERDICTS[verdict.level](f"{verdicts[verdict.level]} {yardstick}")
     row = grid_image(torch.cat([query, found.images[0]]), nrow=NEIGHBOURS + 1, scale=3)
     common.download("Download PNG", png_bytes(row), f"{file_stem}-neighbours.png", "latent_neighbours_png")
 
 
-def samples_and_neighbours(G: nn.Module, config: Config, file_stem: str, zoom: int) -> None:
+def samples_and_neighbours(G: Generator, config: Config, file_stem: str, zoom: int) -> None:
     neighbours(samples(G, config, file_stem, zoom), file_stem)
 
 
@@ -185,8 +193,7 @@ def page() -> None:
     st.caption("The generator maps a noise vector z (the *latent* code) to a digit. Explore what it learned.")
     info: RunInfo | None = st.session_state.get("selected_run")
     if info is None:
-        st.info("No runs yet. Start one on the Train page.")
-        st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
+        common.no_runs()
         return
     if common.show_unusable(info):
         return

@@ -7,17 +7,17 @@ training right now is re-read every few seconds, so new epochs appear on the sli
 import io
 import math
 import time
-from pathlib import Path
+from functools import partial
 from typing import Any
 
-import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
 from gan.checkpoints import Run, RunInfo
 from gan.files import FileError, read_capped
 from gan.history import ChangeRecord, EpochRecord, History
-from gan.images import caption, gif_bytes
+from gan.images import enlarge, progression_gif
+from gan.series import evenly
 from views import common, experiment
 
 PLAY_FRAMES = 40  # at most this many epochs in the in-page animation
@@ -60,29 +60,15 @@ def grid_picture(run: Run, epoch: int) -> Image.Image | None:
 
 def enlarged(run: Run, epoch: int, scale: int = 2) -> Image.Image | None:
     picture = grid_picture(run, epoch)
-    if picture is None:
-        return None
-    return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+    return None if picture is None else enlarge(picture, scale)
 
 
-def evenly(epochs: list[int], count: int) -> list[int]:
-    """At most `count` epochs picked evenly, the first and the last always among them."""
-    if len(epochs) <= count:
-        return list(epochs)
-    return [epochs[round(index * (len(epochs) - 1) / (count - 1))] for index in range(count)]
-
-
-@st.cache_data(max_entries=4, show_spinner=False)
-def progression_gif(path: str, epochs: tuple[int, ...], stamp: float) -> bytes:
-    """Up to GIF_FRAMES saved grids, picked evenly, each with its epoch number above it, as one animated GIF."""
-    run = Run(Path(path))
-    frames = []
-    for epoch in evenly(list(epochs), GIF_FRAMES):
-        picture = grid_picture(run, epoch)
-        if picture is not None:
-            frame = caption(picture, f"epoch {epoch}")
-            frames.append(frame.resize((frame.width * 2, frame.height * 2), Image.Resampling.NEAREST))
-    return gif_bytes(frames)
+def run_progression_gif(run: Run, epochs: list[int]) -> bytes:
+    """Up to GIF_FRAMES saved grids, picked evenly, each with its epoch number above it, as one animated GIF (made
+    when the download button is clicked)."""
+    chosen = [(epoch, grid_picture(run, epoch)) for epoch in evenly(epochs, GIF_FRAMES)]
+    readable = [(epoch, picture) for epoch, picture in chosen if picture is not None]
+    return progression_gif([picture for _, picture in readable], [f"epoch {epoch}" for epoch, _ in readable])
 
 
 # --- widgets --------------------------------------------------------------------------------------------------
@@ -168,20 +154,7 @@ def scores_over_time(records: dict[int, EpochRecord], epoch: int) -> None:
     ]
     if len(scored) < 2:
         return
-    figure = go.Figure()
-    figure.add_scatter(
-        x=[number for number, _ in scored],
-        y=[scores.get("fid") for _, scores in scored],
-        mode="lines+markers",
-        name="FID",
-    )
-    figure.add_vline(x=epoch, line={"width": 2, "dash": "dash", "color": "#7f7f7f"})
-    figure.update_layout(
-        title={"text": "FID by epoch (lower is better)", "font": {"size": 15}},
-        height=240,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        xaxis={"title": "epoch", "dtick": max(1, len(scored) // 10)},
-    )
+    figure = common.fid_figure([number for number, _ in scored], [scores.get("fid") for _, scores in scored], epoch)
     st.plotly_chart(figure, key="timeline_fid")
 
 
@@ -251,13 +224,8 @@ def timeline(info: RunInfo, live: bool) -> None:
             icon=":material/play_arrow:",
             help="Animate the grid from the first saved epoch to the last.",
         )
-        stamp = common.mtime(run.grid_path(epochs[-1]))
-        common.download(  # the GIF is made only when the button is clicked
-            "Download the progression (GIF)",
-            lambda: progression_gif(str(run.path), tuple(epochs), stamp),
-            f"{name}-progression.gif",
-            "timeline_gif",
-        )
+        gif = partial(run_progression_gif, run, epochs)  # the GIF is made only when the button is clicked
+        common.download("Download the progression (GIF)", gif, f"{name}-progression.gif", "timeline_gif")
     grid_column, chart_column = st.columns([2, 3], gap="large")
     with grid_column:
         slot = st.empty()
@@ -289,8 +257,7 @@ def page() -> None:
     )
     info: RunInfo | None = st.session_state.get("selected_run")
     if info is None:
-        st.info("No runs yet. Start one on the Train page.")
-        st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
+        common.no_runs()
         return
     snapshot = session.snapshot()
     live = snapshot.active and snapshot.run_name == info.name

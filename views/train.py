@@ -5,50 +5,22 @@ While a job is active two fragments redraw the live panel, each at its own pace,
 off; when idle nothing polls.
 """
 
-import io
 import time
 
 import streamlit as st
-from PIL import Image
 from streamlit.delta_generator import DeltaGenerator
 
 from gan.checkpoints import CheckpointError, RunInfo
-from gan.config import LOSSES, PRECISIONS, PRESETS, Config, ConfigError
+from gan.config import QUICK_START, SETTINGS, Config, ConfigError, Setting
+from gan.images import enlarge_png
 from gan.metrics import judge_is_cached
-from gan.session import RunError, Snapshot
+from gan.runner import RunError, continue_target
+from gan.series import format_duration
+from gan.session import Snapshot, Status
 from gan.train import FIXED_SAMPLES
 from views import common, experiment
 
-FIELDS = (
-    "epochs",
-    "batch_size",
-    "lr_g",
-    "lr_d",
-    "latent_dim",
-    "loss",
-    "seed",
-    "width",
-    "ema_decay",
-    "precision",
-    "checkpoint_every",
-    "evaluate",
-)
-FIELD_LABELS = {
-    "preset": "Preset",
-    "epochs": "Epochs",
-    "batch_size": "Batch size",
-    "lr_g": "G learning rate",
-    "lr_d": "D learning rate",
-    "latent_dim": "Latent size",
-    "loss": "Loss",
-    "seed": "Seed",
-    "width": "Width",
-    "ema_decay": "EMA decay",
-    "precision": "Precision",
-    "checkpoint_every": "Save every (epochs)",
-    "steps_per_epoch": "Batches per epoch",
-    "evaluate": "Score each epoch",
-}
+FORM_SETTINGS = tuple(setting for setting in SETTINGS.values() if setting.section)  # the preset has its own box
 PRESET_NAMES = {
     "cdcgan": "cdcgan: convolutional, conditional (you choose the digit)",
     "dcgan": "dcgan: convolutional (Radford et al., 2015)",
@@ -63,6 +35,10 @@ session = common.get_session()
 STATUS_EVERY = 5.0  # seconds: the progress line and the sample grid (the job draws a fresh grid at most this often)
 CHARTS_EVERY = 20.0  # the loss charts
 LIVE_CHART_POINTS = 500
+LIVE_CHARTS = (
+    (("loss_d", "loss_g"), "Losses", "live_losses"),
+    (("d_real", "d_fake"), "What D believes", "live_beliefs"),
+)
 # st.progress animates each change of its value: on a polling page that animation cost more than the rest of a redraw
 STILL_PROGRESS_BAR = "<style>[data-testid='stProgress'] * { transition: none !important; }</style>"
 
@@ -88,13 +64,17 @@ It comes from an *EMA* copy of G (a running average of its weights), which gives
 # --- commands (run as button callbacks, before the page is drawn) ----------------------------------------------
 
 
+def setting_label(field: str) -> str:
+    """The form's name for a setting an error is about (a setting of the schema, or another field)."""
+    return SETTINGS[field].label if field in SETTINGS else field
+
+
 def fill_defaults() -> None:
     """Put the chosen preset's tuned settings into the form."""
     preset = st.session_state["cfg_preset"]
     config = Config.for_preset(preset)
-    for name in FIELDS:
-        st.session_state[f"cfg_{name}"] = getattr(config, name)
-    st.session_state["cfg_steps_per_epoch"] = 0
+    for setting in FORM_SETTINGS:
+        st.session_state[f"cfg_{setting.name}"] = setting.to_form(getattr(config, setting.name))
     st.session_state["cfg_name"] = common.default_run_name(preset)
 
 
@@ -104,7 +84,7 @@ def start_job(config: Config, name: str, error_key: str) -> None:
     try:
         started = session.start(config, name)
     except ConfigError as error:  # e.g. settings that cannot fit in memory
-        state[error_key] = f"**{FIELD_LABELS.get(error.field, error.field)}**: {common.plain(error)}"
+        state[error_key] = f"**{setting_label(error.field)}**: {common.plain(error)}"
         return
     except (CheckpointError, RunError) as error:
         state[error_key] = f"**Run name**: {common.plain(error)}"
@@ -120,20 +100,19 @@ def start_job(config: Config, name: str, error_key: str) -> None:
 
 def start_from_form() -> None:
     state = st.session_state
-    values = {name: state[f"cfg_{name}"] for name in FIELDS}
-    values["steps_per_epoch"] = state["cfg_steps_per_epoch"] or None  # 0 means the whole training set
+    values = {setting.name: setting.from_form(state[f"cfg_{setting.name}"]) for setting in FORM_SETTINGS}
     try:
         config = Config.for_preset(state["cfg_preset"], **values)
     except ConfigError as error:
-        state["form_error"] = f"**{FIELD_LABELS.get(error.field, error.field)}**: {common.plain(error)}"
+        state["form_error"] = f"**{setting_label(error.field)}**: {common.plain(error)}"
         return
     start_job(config, str(state["cfg_name"]).strip(), "form_error")
 
 
 def start_quick() -> None:
-    preset = common.QUICK_START["preset"]
-    config = Config.for_preset(**common.QUICK_START, evaluate=judge_is_cached())
-    start_job(config, common.default_run_name(f"first-{preset}"), "quick_error")
+    """The quick start's preset, scored only when the digit judge is already built: nothing delays the first digits."""
+    config = Config.for_preset(**QUICK_START, evaluate=judge_is_cached())
+    start_job(config, common.default_run_name(f"first-{config.preset}"), "quick_error")
 
 
 def continue_run(name: str) -> None:
@@ -150,32 +129,31 @@ def continue_run(name: str) -> None:
 
 
 STATUS_BADGES = {
-    "starting": ("Starting", "blue"),
-    "running": ("Training", "green"),
-    "paused": ("Paused", "orange"),
-    "stopping": ("Stopping", "orange"),
-    "finished": ("Finished", "green"),
-    "stopped": ("Stopped", "gray"),
-    "failed": ("Failed", "red"),
+    Status.IDLE: ("Idle", "gray"),
+    Status.STARTING: ("Starting", "blue"),
+    Status.RUNNING: ("Training", "green"),
+    Status.PAUSED: ("Paused", "orange"),
+    Status.STOPPING: ("Stopping", "orange"),
+    Status.FINISHED: ("Finished", "green"),
+    Status.STOPPED: ("Stopped", "gray"),
+    Status.FAILED: ("Failed", "red"),
 }
 
 
 def job_controls(snapshot: Snapshot) -> None:
     status = snapshot.status
     with st.container(horizontal=True):
-        label, color = STATUS_BADGES.get(status, (status, "gray"))
+        label, color = STATUS_BADGES[status]
         st.badge(label, color=color)
-        st.button("Pause", key="pause", icon=":material/pause:", disabled=status != "running", on_click=session.pause)
+        st.button("Pause", key="pause", icon=":material/pause:", disabled=not status.can_pause, on_click=session.pause)
         st.button(
-            "Resume", key="resume", icon=":material/play_arrow:", disabled=status != "paused", on_click=session.resume
+            "Resume",
+            key="resume",
+            icon=":material/play_arrow:",
+            disabled=not status.can_resume,
+            on_click=session.resume,
         )
-        st.button(
-            "Stop",
-            key="stop",
-            icon=":material/stop:",
-            disabled=status not in ("starting", "running", "paused"),
-            on_click=session.stop,
-        )
+        st.button("Stop", key="stop", icon=":material/stop:", disabled=not status.can_stop, on_click=session.stop)
         if snapshot.active:
             st.toggle(
                 "Live view",
@@ -187,24 +165,13 @@ def job_controls(snapshot: Snapshot) -> None:
 
 
 def job_progress(snapshot: Snapshot) -> None:
-    config = snapshot.config
-    epochs = config.epochs if config else 0
-    current = min(snapshot.epoch + (1 if snapshot.active else 0), epochs) or 1
     text = (
-        f"Epoch {current} of {epochs} · step {snapshot.step:,} of {snapshot.total_steps:,} · "
-        f"{snapshot.images_per_sec:,.0f} images/s · elapsed {common.format_duration(snapshot.seconds)}"
+        f"Epoch {snapshot.current_epoch} of {snapshot.epochs} · step {snapshot.step:,} of {snapshot.total_steps:,} · "
+        f"{snapshot.images_per_sec:,.0f} images/s · elapsed {format_duration(snapshot.seconds)}"
     )
     if snapshot.active:
-        text += f" · about {common.format_duration(snapshot.eta_seconds)} left"
+        text += f" · about {format_duration(snapshot.eta_seconds)} left"
     st.progress(snapshot.progress, text=text)
-
-
-def enlarge(png: bytes, scale: int) -> bytes:
-    picture = Image.open(io.BytesIO(png))
-    picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def job_header(snapshot: Snapshot) -> None:
@@ -217,11 +184,11 @@ def job_header(snapshot: Snapshot) -> None:
 def job_status(drawn: str, live: bool, progress_box: DeltaGenerator, samples_box: DeltaGenerator) -> None:
     """The progress line and the sample grid. When the job's status is no longer the one the page was drawn for
     (it started training, paused, resumed or ended, from any tab), the whole page is redrawn, buttons included."""
-    snapshot = session.snapshot()
+    snapshot = session.watch()  # this fragment shows the live samples: the job keeps them fresh while it polls
     if snapshot.status != drawn:
         st.rerun()
     with progress_box:
-        if snapshot.status == "starting":
+        if snapshot.status == Status.STARTING:
             st.info("Loading MNIST and building the two networks…")
             return
         job_progress(snapshot)
@@ -230,17 +197,19 @@ def job_status(drawn: str, live: bool, progress_box: DeltaGenerator, samples_box
                 f"Live view is off: this is the job as of {time.strftime('%H:%M:%S')}, and training has the CPU to "
                 "itself. Turn Live view on to follow it again."
             )
-        if snapshot.status == "finished":
+        if snapshot.status == Status.FINISHED:
             st.success(f"Done: {len(snapshot.saved_epochs)} epochs saved. Explore them on the Timeline page.")
             st.page_link("views/timeline.py", label="Open the timeline", icon=":material/timeline:")
-    if snapshot.grid_png:
+    if snapshot.samples_png:
         rows = "row r shows digit r" if snapshot.config and snapshot.config.conditional else "same noise each time"
-        samples_box.image(enlarge(snapshot.grid_png, 2), caption=f"{FIXED_SAMPLES} samples from fixed noise ({rows})")
+        samples_box.image(
+            enlarge_png(snapshot.samples_png, 2), caption=f"{FIXED_SAMPLES} samples from fixed noise ({rows})"
+        )
 
 
 def job_charts(live: bool) -> None:
     snapshot = session.snapshot()
-    if snapshot.status == "starting":
+    if snapshot.status == Status.STARTING:
         return
     if not snapshot.history:
         st.caption("The charts appear after the first steps.")
@@ -258,8 +227,7 @@ def job_charts(live: bool) -> None:
     markers = common.epoch_markers(snapshot.epoch_records)
     changes = common.change_markers(snapshot.changes)
     records = snapshot.history
-    for names, title, key in ((("loss_d", "loss_g"), "Losses", "live_losses"),
-                              (("d_real", "d_fake"), "What D believes", "live_beliefs")):  # fmt: skip
+    for names, title, key in LIVE_CHARTS:
         figure = common.metric_figure(
             records, names, title, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes
         )
@@ -285,7 +253,7 @@ def job_panel(snapshot: Snapshot) -> None:
     live = snapshot.active and st.session_state.get("live_view", True)
     st.html(STILL_PROGRESS_BAR)
     job_header(snapshot)
-    if snapshot.status in ("running", "paused"):
+    if snapshot.status in (Status.RUNNING, Status.PAUSED):
         with st.expander("Experiment: change settings, step one player", icon=":material/science:"):
             experiment.live_settings(snapshot, session)
             experiment.step_through(snapshot, session)
@@ -317,13 +285,40 @@ def first_minute() -> None:
             st.error(st.session_state["quick_error"])
 
 
+def setting_widget(container: DeltaGenerator, setting: Setting) -> None:
+    """The form's widget for a setting, from the schema: a checkbox, a choice or a number."""
+    key, help = f"cfg_{setting.name}", setting.help[0].upper() + setting.help[1:] + "."
+    if setting.kind is bool:
+        container.checkbox(setting.label, key=key, help=help)
+    elif setting.choices:
+        container.selectbox(setting.label, setting.choices, key=key, help=help)
+    elif setting.kind is float:
+        container.number_input(setting.label, key=key, step=setting.step, format=f"%.{setting.digits}f", help=help)
+    else:
+        help += " 0 means all of them." if setting.optional else ""
+        container.number_input(setting.label, key=key, step=int(setting.step), help=help)
+
+
+def setting_widgets(settings: list[Setting], columns: int = 3) -> None:
+    """Numbers and choices in columns, filled top to bottom; switches below them."""
+    boxes = [setting for setting in settings if setting.kind is not bool]
+    switches = [setting for setting in settings if setting.kind is bool]
+    per_column = -(-len(boxes) // columns)
+    for index, column in enumerate(st.columns(columns)):
+        for setting in boxes[index * per_column : (index + 1) * per_column]:
+            setting_widget(column, setting)
+    for setting in switches:
+        setting_widget(st, setting)
+
+
 def settings_form(active: bool) -> None:
     if "cfg_preset" not in st.session_state:
         st.session_state["cfg_preset"] = "cdcgan"
         fill_defaults()
+    preset = SETTINGS["preset"]
     st.selectbox(
-        "Preset",
-        PRESETS,
+        preset.label,
+        preset.choices,
         key="cfg_preset",
         format_func=PRESET_NAMES.get,
         on_change=fill_defaults,
@@ -331,34 +326,9 @@ def settings_form(active: bool) -> None:
     )
     with st.form("settings", border=False):
         st.text_input("Run name", key="cfg_name", help="Letters, digits, '-', '_' and '.'; the folder of the run.")
-        left, middle, right = st.columns(3)
-        left.number_input("Epochs", key="cfg_epochs", step=1, help="Passes over the 60,000 training digits.")
-        left.number_input("Batch size", key="cfg_batch_size", step=16)
-        middle.number_input("G learning rate", key="cfg_lr_g", step=1e-4, format="%.5f")
-        middle.number_input("D learning rate", key="cfg_lr_d", step=1e-4, format="%.5f")
-        right.number_input("Latent size", key="cfg_latent_dim", step=1, help="Length of the noise vector z.")
-        right.selectbox(
-            "Loss",
-            LOSSES,
-            key="cfg_loss",
-            help="bce: the original GAN loss (non-saturating G); saturating: the original minimax G loss; hinge: as "
-            "in SAGAN; lsgan: least squares; wgan-gp: a critic with a gradient penalty.",
-        )
+        setting_widgets([setting for setting in FORM_SETTINGS if setting.section == "main"])
         with st.expander("Advanced"):
-            one, two, three = st.columns(3)
-            one.number_input("Seed", key="cfg_seed", step=1)
-            one.number_input("Width", key="cfg_width", step=1, help="Channels of the networks; they scale from it.")
-            two.number_input(
-                "EMA decay",
-                key="cfg_ema_decay",
-                step=0.001,
-                format="%.4f",
-                help="How slowly the averaged generator used for samples follows G.",
-            )
-            two.number_input("Batches per epoch", key="cfg_steps_per_epoch", step=1, help="0 = all of them.")
-            three.selectbox("Precision", PRECISIONS, key="cfg_precision")
-            three.number_input("Save every (epochs)", key="cfg_checkpoint_every", step=1)
-            st.checkbox("Score each epoch with the digit judge", key="cfg_evaluate")
+            setting_widgets([setting for setting in FORM_SETTINGS if setting.section == "advanced"])
         st.form_submit_button(
             "Start training",
             key="start",
@@ -376,10 +346,10 @@ def continue_panel(info: RunInfo | None, active: bool) -> None:
     snapshot = session.snapshot()
     if info is None or info.config is None or (active and snapshot.run_name == info.name):
         return
-    just_stopped = snapshot.status in ("stopped", "failed") and snapshot.run_name == info.name
+    just_stopped = snapshot.status in (Status.STOPPED, Status.FAILED) and snapshot.run_name == info.name
     with st.expander(f"Continue run **{common.plain(info.name)}**", expanded=just_stopped):
         last = info.epochs[-1] if info.epochs else 0
-        target = info.config.epochs if last < info.config.epochs else info.config.epochs + 5
+        target = continue_target(last, info.config.epochs)
         st.caption(f"Saved epochs: {last} of {info.config.epochs}. Training continues from the newest saved state.")
         st.number_input("Train until epoch", min_value=1, value=target, step=1, key=f"continue_epochs_{info.name}")
         st.button(
@@ -414,7 +384,7 @@ def page() -> None:
         explainer.markdown(GAN_EXPLAINED)
     if selected is None and not snapshot.active:
         first_minute()
-    if snapshot.status != "idle":
+    if snapshot.status != Status.IDLE:
         job_panel(snapshot)
     settings = st.expander(
         "Settings for a new run",

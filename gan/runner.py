@@ -1,0 +1,198 @@
+"""Training a run folder: the trainer for a new or resumed run, and the `Recorder` that keeps its folder up to date.
+
+The CLI (`python -m gan train`) and the app's background job both call `train_run`; they differ only in the
+callbacks they pass (a progress bar, or snapshots for the page) and in what they do when a save fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from gan.checkpoints import CheckpointError, Run, printable
+from gan.config import Config
+from gan.data import DEFAULT_DATA_DIR, load_mnist
+from gan.diagnose import sample_spread
+from gan.history import ChangeRecord, EpochRecord, Record, StepRecord
+from gan.images import grid_png
+from gan.metrics import score_generator
+from gan.models import check_memory
+from gan.train import ChangeCallback, Control, StepMetrics, Trainer, TrainingDiverged
+
+StepCallback = Callable[[StepMetrics], None]
+EpochCallback = Callable[[int, EpochRecord], None]  # (epochs done, the epoch's history record)
+SaveErrorCallback = Callable[[OSError], None]
+
+
+class RunError(ValueError):
+    """A run cannot be started or resumed as asked (name taken, nothing to resume, ...)."""
+
+
+def check_startable(run: Run, resume: bool) -> None:
+    """Refuse to start a new run over an existing one, or to resume one that is not there."""
+    if resume and not run.exists():
+        raise RunError(f"there is no run {run.name!r} to resume")
+    if not resume and (run.exists() or run.epochs()):
+        raise RunError(f"a run named {run.name!r} already exists: choose another name, or resume it")
+
+
+def check_same_settings(saved: Config, given: dict[str, Any]) -> None:
+    """Settings repeated on a resume must equal the run's own (people re-run the first command with --resume);
+    only a real change is refused, naming the setting, the run's value and the given one."""
+    for name, value in given.items():
+        if value is not None and getattr(saved, name) != value:
+            raise RunError(
+                f"{name} cannot be changed when resuming: the run has {name}={getattr(saved, name)!r}, "
+                f"{value!r} was given (a run keeps its settings; only the epochs may grow)"
+            )
+
+
+def prepare_trainer(run: Run, config: Config | None = None, resume: bool = False, epochs: int | None = None) -> Trainer:
+    """A trainer for a new run (config required) or for the newest saved state of an existing run. Call it while
+    holding the run's lock (`run.lock()`): it cleans up partial writes and rewrites the history.
+
+    Resuming may raise the epoch count (`epochs`) to train a finished run further, never lower it below what
+    is already trained.
+    """
+    check_startable(run, resume)
+    if resume:
+        return resumed_trainer(run, epochs)
+    if config is None:
+        raise RunError("a new run needs a config")
+    check_memory(config)
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(config)
+    return Trainer(config, load_mnist(DEFAULT_DATA_DIR))
+
+
+def resumed_trainer(run: Run, epochs: int | None = None) -> Trainer:
+    """The run's trainer at its newest usable state, with its history cut back to that state."""
+    saved = run.config()
+    config = saved if epochs is None else saved.replace(epochs=epochs)
+    check_memory(config)
+    run.remove_partial_writes()
+    state = run.resume_state()
+    trainer = Trainer(config, load_mnist(DEFAULT_DATA_DIR))
+    if state is not None:
+        try:
+            trainer.load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+            reason = printable(" ".join(str(error).split()), 200)
+            raise CheckpointError(f"run {run.name!r}: the saved state does not fit its config ({reason})") from None
+    if trainer.epoch > config.epochs:
+        raise RunError(
+            f"epochs={config.epochs} is below what run {run.name!r} has already trained ({trainer.epoch} "
+            "epochs): give at least that many"
+        )
+    run.truncate_history(trainer.step)
+    if config != saved:
+        run.write_config(config)
+    return trainer
+
+
+def continue_target(last_saved: int, planned: int, more: int = 5) -> int:
+    """The epoch count to offer for continuing a run: its plan if unfinished, else a few epochs more."""
+    return planned if last_saved < planned else planned + more
+
+
+class Recorder:
+    """Listens to a trainer and writes its run folder: step records, and at each epoch's end its record (scored
+    when the config asks), its state and its sample grid; the exact state when training stops early.
+
+    A failed write (disk full, read-only folder) goes to `on_save_error`, which may wait for the user to fix it:
+    the write is then tried again. Without that callback the error is raised. Saved epochs are never touched.
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        trainer: Trainer,
+        control: Control,
+        on_step: StepCallback | None = None,
+        on_epoch: EpochCallback | None = None,
+        on_save_error: SaveErrorCallback | None = None,
+        on_change: ChangeCallback | None = None,
+    ):
+        self.run, self.trainer, self.control = run, trainer, control
+        self.on_step, self.on_epoch, self.on_save_error = on_step, on_epoch, on_save_error
+        self.on_change = on_change
+        self.pending: list[Record] = []  # records not yet appended to the history file
+
+    def record_step(self, metrics: StepMetrics) -> None:
+        self.pending.append(StepRecord(**asdict(metrics)))
+        if self.on_step:
+            self.on_step(metrics)
+
+    def record_change(self, change: ChangeRecord) -> None:
+        self.pending.append(change)
+        if self.on_change:
+            self.on_change(change)
+
+    def end_epoch(self, epochs_done: int) -> None:
+        record = self.epoch_record(epochs_done)
+        self.pending.append(record)
+        self.flush()
+        config = self.trainer.config
+        if epochs_done % config.checkpoint_every == 0 or epochs_done == config.epochs:
+            self.save_epoch(epochs_done)
+        if self.on_epoch:
+            self.on_epoch(epochs_done, record)
+
+    def epoch_record(self, epochs_done: int) -> EpochRecord:
+        trainer = self.trainer
+        scores = score_generator(trainer.G_ema).to_dict() if trainer.config.evaluate else None
+        spread = sample_spread(trainer.sample_fixed())  # the diagnosis tells collapse from variety by it
+        return EpochRecord(epochs_done, trainer.step, trainer.seconds, scores, spread)
+
+    def save_epoch(self, epochs_done: int) -> None:
+        samples = grid_png(self.trainer.sample_fixed())
+        state, config = self.trainer.state_dict(), self.trainer.config
+        self.save(lambda: self.run.save_epoch(epochs_done, state, config, samples))
+
+    def flush(self) -> None:
+        self.save(lambda: self.run.append_history(self.pending))
+        self.pending.clear()
+
+    def finish(self, outcome: str) -> None:
+        """After the loop: the last records, and the state of a run stopped mid-way (no trained step is lost)."""
+        self.flush()
+        if outcome != "finished":
+            self.save(lambda: self.run.save_latest(self.trainer.state_dict(), self.trainer.config))
+
+    def save(self, write: Callable[[], None]) -> None:
+        while True:
+            try:
+                write()
+                return
+            except OSError as error:
+                if self.on_save_error is None:
+                    raise
+                self.on_save_error(error)  # e.g. pause and wait for the user to free space
+                if self.control.stop_requested:
+                    raise
+
+
+def train_run(
+    run: Run,
+    trainer: Trainer,
+    control: Control | None = None,
+    on_step: StepCallback | None = None,
+    on_epoch: EpochCallback | None = None,
+    on_save_error: SaveErrorCallback | None = None,
+    max_seconds: float | None = None,
+    on_change: ChangeCallback | None = None,
+    before_requested_step: Callable[[str], None] | None = None,
+) -> str:
+    """Train and keep the run folder up to date (see Recorder). Returns the loop's outcome: "finished",
+    "stopped" or "time_budget"."""
+    control = control or Control()
+    recorder = Recorder(run, trainer, control, on_step, on_epoch, on_save_error, on_change)
+    try:
+        record = recorder.record_step, recorder.end_epoch, max_seconds, recorder.record_change
+        outcome = trainer.run(control, *record, before_requested_step)
+    except TrainingDiverged:
+        recorder.flush()  # the steps before the bad one are kept
+        raise
+    recorder.finish(outcome)
+    return outcome
