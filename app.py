@@ -10,6 +10,9 @@ import streamlit as st
 from views.common import run_picker
 
 st.set_page_config(page_title="GAN Studio", page_icon=":material/draw:", layout="wide")
+# Streamlit leaves 6rem above the page under its top bar; on a 720-pixel laptop screen that pushes the sample grids
+# below the fold, so the pages start closer to the navigation.
+st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }</style>")
 
 page = st.navigation(
     [

@@ -15,7 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# An installed copy (`pip install .`) carries MNIST inside the package; a clone, or an editable install, has it in the
+# repository's data/mnist, beside gan/. Either way it is found from any working directory.
+INSTALLED_DATA_DIR = PACKAGE_DIR / "mnist"
+DEFAULT_DATA_DIR = INSTALLED_DATA_DIR if INSTALLED_DATA_DIR.is_dir() else PACKAGE_DIR.parent / "data" / "mnist"
 NUM_CLASSES = 10
 IMAGE_SIZE = 28
 

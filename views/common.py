@@ -38,7 +38,6 @@ LABELS = {
 CRITIC_TITLE = "wgan-gp critic: its estimate of the distance to the real digits"
 CHART_POINTS = 3000  # thin long histories before plotting; the browser need not draw 50,000 points
 HIGHLIGHT = "#7f7f7f"  # the chosen epoch's line
-CHART_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 STOP_WAIT = 10.0  # seconds to let a released job save its state and end
 
 
@@ -185,6 +184,13 @@ def real_typical_distance() -> float:
 # --- charts ---------------------------------------------------------------------------------------------------
 
 
+# Room on the right for plotly's mode bar, which stands upright there (shown while the pointer is over a chart), clear
+# of the title and the legend; the buttons that do nothing on these charts are left out.
+CHART_MARGIN = {"l": 10, "r": 40, "t": 40, "b": 10}
+MODEBAR = {"orientation": "v", "remove": ["lasso2d", "select2d", "autoScale2d"]}
+LEGEND_STRIP = 72  # pixels under a chart: the tick labels, the axis title and a one-line legend
+
+
 @dataclass(frozen=True)
 class Marker:
     step: int
@@ -193,7 +199,8 @@ class Marker:
 
 def chart_layout(title: str, height: int, **more: Any) -> dict[str, Any]:
     """The layout every chart shares: a small title, tight margins; `more` adds to it or overrides it."""
-    return {"title": {"text": title, "font": {"size": 15}}, "height": height, "margin": CHART_MARGIN, **more}
+    layout = {"title": {"text": title, "font": {"size": 15}}, "height": height, "margin": CHART_MARGIN}
+    return {**layout, "modebar": MODEBAR, **more}
 
 
 def vertical_line(x: float, width: int, dash: str, color: str) -> dict[str, Any]:
@@ -232,7 +239,7 @@ def metric_figure(
     smoothing: float,
     markers: Sequence[Marker] = (),
     highlight: Marker | None = None,
-    height: int = 260,
+    height: int = 300,
     points: int = CHART_POINTS,
     changes: Sequence[Marker] = (),
 ) -> go.Figure:
@@ -249,31 +256,22 @@ def metric_figure(
         traces += curves(steps, raw, smooth_gaps(raw, smoothing), name, points)
     shapes = [vertical_line(marker.step, 1, "dot", "rgba(128,128,128,0.5)") for marker in markers]
     annotations = []
-    for change in changes:
+    for change in changes:  # labelled in the plot, turned upright along the line, so that several stay apart
         shapes.append(vertical_line(change.step, 2, "dash", CHANGE_COLOR))
         annotations.append({"x": change.step, "xref": "x", "y": 0.98, "yref": "paper", "text": change.label,
                             "showarrow": False, "xanchor": "left", "yanchor": "top", "textangle": -90,
                             "font": {"size": 11, "color": CHANGE_COLOR}})  # fmt: skip
-    if highlight is not None:
-        shapes.append(vertical_line(highlight.step, 2, "dash", HIGHLIGHT))
-        annotations.append(
-            {
-                "x": highlight.step,
-                "xref": "x",
-                "y": 1,
-                "yref": "paper",
-                "text": highlight.label,
-                "showarrow": False,
-                "xanchor": "right",
-                "yanchor": "bottom",
-            }
-        )
+    if highlight is not None:  # named in the legend, where its label cannot overlap the legend or the curves
+        line = vertical_line(highlight.step, 2, "dash", HIGHLIGHT)
+        shapes.append({**line, "name": highlight.label, "showlegend": True})
     layout = chart_layout(
         title,
         height,
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+        # The legend goes in a strip of its own at the bottom, under the axis title: above the plot it ran into the
+        # title once its entries wrapped (a laptop's screen is narrow enough), and into the mode bar.
+        margin={**CHART_MARGIN, "b": LEGEND_STRIP},
+        legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0, "xanchor": "left", "x": 0},
         xaxis={"title": {"text": "step"}},
-        modebar={"orientation": "v"},  # beside the plot, not over the legend
         hovermode="x unified",
         shapes=shapes,
         annotations=annotations,
