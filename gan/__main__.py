@@ -1,4 +1,4 @@
-"""Command line: `python -m gan train|sample|runs ...`. Errors are one line and a non-zero exit code."""
+"""Command line: `python -m gan train|sample|runs|eval|probe|invert ...`. Errors are one line and exit code 1."""
 
 from __future__ import annotations
 
@@ -17,25 +17,30 @@ import torch
 from gan import compare
 from gan.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator, printable
 from gan.config import DEFAULT_PRESET, SETTINGS, Config, ConfigError, Setting
-from gan.data import NUM_CLASSES, DataError, to_unit_range
+from gan.data import NUM_CLASSES, DataError, load_mnist, to_unit_range
 from gan.diagnose import diagnose
 from gan.history import EpochRecord
 from gan.images import grid_png
+from gan.inversion import STEPS as INVERSION_STEPS
+from gan.inversion import Weights, invert
 from gan.latent import sample
 from gan.metrics import (
     EVAL_SAMPLES,
+    EVAL_SEED,
     JudgeError,
     Scores,
     judge_accuracy,
     judge_is_cached,
     judge_path,
     load_judge,
+    per_class_fid,
     reference_scores,
     save_judge,
     score_generator,
     train_judge,
 )
 from gan.models import check_memory, count_parameters
+from gan.probe import ImageError, digit_from_png, digits_from_npy, judge_reading, verdicts
 from gan.recipes import RECIPES, get_recipe
 from gan.runner import RunError, check_same_settings, check_startable, prepare_trainer, train_run
 from gan.train import Control, DeviceUnavailable, StepMetrics, Trainer, TrainingDiverged, configure_threads
@@ -60,6 +65,7 @@ USER_ERRORS = (
     DeviceUnavailable,
     UsageError,
     WriteError,
+    ImageError,
 )
 
 
@@ -124,7 +130,27 @@ def build_parser() -> argparse.ArgumentParser:
     comparing = commands.add_parser("compare", help="the settings that differ between runs, and their scores by epoch")
     comparing.set_defaults(command=compare_command)
     comparing.add_argument("runs", nargs="+", metavar="RUN", help="2 to 4 run names")
+    add_discriminator_commands(commands)
     return parser
+
+
+def add_discriminator_commands(commands: argparse._SubParsersAction) -> None:
+    probe = commands.add_parser("probe", help="the judge's reading of a digit picture and D's verdict per epoch")
+    probe.set_defaults(command=probe_command)
+    probe.add_argument("--run", required=True)
+    probe.add_argument("--epoch", type=int, help="default: every saved epoch")
+    probe.add_argument("--image", type=Path, required=True, help="a PNG of one digit, any size, any colours")
+
+    inverter = commands.add_parser("invert", help="find the latent codes whose images are closest to given digits")
+    inverter.set_defaults(command=invert_command)
+    inverter.add_argument("--run", required=True)
+    inverter.add_argument("--epoch", type=int, help="default: the newest saved epoch")
+    source = inverter.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", type=Path, help="a PNG of one digit (prepared the way MNIST was)")
+    source.add_argument("--npy", type=Path, help="digits (N, 28, 28) in [0, 1], as `gan sample` writes them")
+    inverter.add_argument("--out", type=Path, required=True, help="the reconstructions: .png grid or .npy array")
+    inverter.add_argument("--latents", type=Path, help="save the codes here (.npy); digits beside it (.digits.npy)")
+    inverter.add_argument("--steps", type=int, default=INVERSION_STEPS, help=f"default {INVERSION_STEPS}")
 
 
 def add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
@@ -327,9 +353,18 @@ def eval_command(args: argparse.Namespace) -> int:
     print(f"{'':<22} {'FID':>8} {'score':>6} {'classes':>7} {'confidence':>10} {'agreement':>9}  warnings")
     for name, scores in reference_scores(judge, n=EVAL_SAMPLES).items():
         print(_scores_row(f"({name})", scores))
+    per_class = {}
     for epoch in epochs:
         scores = Scores.from_dict(saved[epoch]) if saved.get(epoch) else score_generator(load_generator(run, epoch)[0])
         print(_scores_row(f"epoch {epoch}", scores))
+        if config.conditional:  # scored before per-digit FID was saved: measure it now
+            per_class[epoch] = scores.per_class_fid or _per_class_fid(run, epoch, judge)
+    if per_class:
+        print("\nFID of each digit asked for, against the real test digits of that class")
+        print(f"{'':<22} " + " ".join(f"{digit:>6}" for digit in range(10)))
+        for epoch, values in per_class.items():
+            cells = " ".join(f"{value:>6.1f}" if value is not None else f"{'-':>6}" for value in values)
+            print(f"{f'epoch {epoch}':<22} {cells}")
     _print_diagnosis(run.history())
     return 0
 
@@ -368,6 +403,68 @@ def _cell(value) -> str:
     if value is None:
         return "-"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def probe_command(args: argparse.Namespace) -> int:
+    run = Run.at(args.run, args.root)
+    epochs = run.epochs() if args.epoch is None else [args.epoch]
+    if not epochs:
+        raise CheckpointError(f"run {run.name!r} has no saved epochs yet")
+    digit = digit_from_png(_read_bytes(args.image), str(args.image))
+    reading = judge_reading(load_judge(), digit[None])
+    label = int(reading.labels[0])
+    print(f"{args.image}: the judge reads a {label} ({float(reading.confidences[0]):.1%} confident)")
+    conditional = " (told it is a " + str(label) + ")" if run.config().conditional else ""
+    print(f"{'epoch':>6}  D: probability it is real{conditional}")
+    for epoch, probability in verdicts(run, digit, label, load_mnist(split="test"), epochs, limit=len(epochs)):
+        print(f"{epoch:>6}  {probability:.3f}")
+    return 0
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ImageError(f"{path}: cannot read ({error.strerror or error})") from None
+
+
+def invert_command(args: argparse.Namespace) -> int:
+    if args.out.suffix.lower() not in (".png", ".npy"):
+        raise UsageError(f"--out={args.out} is not allowed: the file must end in .png or .npy")
+    if args.latents is not None and args.latents.suffix.lower() != ".npy":
+        raise UsageError(f"--latents={args.latents} is not allowed: the file must end in .npy")
+    if not 1 <= args.steps <= 5000:
+        raise UsageError(f"--steps={args.steps} is not allowed: a whole number from 1 to 5000")
+    if args.image is not None:
+        targets = digit_from_png(_read_bytes(args.image), str(args.image))[None]
+    else:
+        targets = digits_from_npy(args.npy)
+    G, config, epoch = load_generator(Run.at(args.run, args.root), args.epoch)
+    judge = load_judge()
+    started = time.perf_counter()
+    found = invert(G, judge, targets, steps=args.steps, weights=Weights(bf16=config.precision == "bf16"))
+    seconds = time.perf_counter() - started
+    with writing():
+        if args.out.suffix.lower() == ".npy":
+            np.save(args.out, to_unit_range(found.images)[:, 0].numpy())
+        else:
+            args.out.write_bytes(grid_png(found.images, nrow=math.ceil(math.sqrt(len(targets)))))
+        if args.latents is not None:
+            np.save(args.latents, found.z.numpy().astype(np.float32))
+            if found.digits is not None:
+                np.save(args.latents.with_suffix(".digits.npy"), found.digits.numpy())
+    same = (judge_reading(judge, found.images).labels == judge_reading(judge, targets).labels).double().mean()
+    print(
+        f"inverted {len(targets)} digit(s) with {args.run} epoch {epoch} in {seconds:.1f} s "
+        f"({seconds / len(targets):.2f} s per digit): mean pixel distance {float(found.distances.mean()):.3f}, "
+        f"the judge reads the original's digit in {float(same):.1%}; wrote {args.out}"
+    )
+    return 0
+
+
+def _per_class_fid(run: Run, epoch: int, judge) -> tuple[float | None, ...]:
+    images, labels = sample(load_generator(run, epoch)[0], EVAL_SAMPLES, EVAL_SEED)
+    return per_class_fid(images, labels, judge)
 
 
 def _scores_row(label: str, scores: Scores) -> str:

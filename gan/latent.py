@@ -80,10 +80,23 @@ def interpolate(
 ) -> torch.Tensor:
     """`steps` images from seed_a's noise to seed_b's; a conditional G also morphs digit_a into digit_b by
     blending the two label embeddings linearly."""
+    a, b = noise(G.latent_dim, 1, seed_a), noise(G.latent_dim, 1, seed_b)
+    return interpolate_codes(G, a, b, steps, spherical, digit_a, digit_b)
+
+
+def interpolate_codes(
+    G: Generator,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    steps: int,
+    spherical: bool = True,
+    digit_a: int | None = None,
+    digit_b: int | None = None,
+) -> torch.Tensor:
+    """`steps` images from code a (1, latent_dim) to code b, e.g. from a code found by inversion."""
     if not 2 <= steps <= 256:
         raise ValueError(f"steps={steps} is not allowed: a whole number from 2 to 256")
     t = torch.linspace(0, 1, steps).unsqueeze(1)  # (steps, 1)
-    a, b = noise(G.latent_dim, 1, seed_a), noise(G.latent_dim, 1, seed_b)
     z = (slerp if spherical else lerp)(a, b, t)  # (steps, latent_dim)
     if not is_conditional(G):
         return generate(G, z)

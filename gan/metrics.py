@@ -23,7 +23,7 @@ import tempfile
 import threading
 import warnings
 import weakref
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -297,9 +297,12 @@ class Scores:
     mean_confidence: float
     label_agreement: float | None  # conditional models only
     warnings: tuple[str, ...]
+    per_class_fid: tuple[float | None, ...] | None = None  # conditional models: FID of each digit asked for
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "histogram": list(self.histogram), "warnings": list(self.warnings)}
+        values = {**asdict(self), "histogram": list(self.histogram), "warnings": list(self.warnings)}
+        values["per_class_fid"] = None if self.per_class_fid is None else list(self.per_class_fid)
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Scores:
@@ -312,7 +315,15 @@ class Scores:
             mean_confidence=float(values["mean_confidence"]),
             label_agreement=None if agreement is None else float(agreement),
             warnings=tuple(str(warning) for warning in values["warnings"]),
+            per_class_fid=_optional_floats(values.get("per_class_fid")),
         )
+
+
+def _optional_floats(values: Any) -> tuple[float | None, ...] | None:
+    """A saved list of numbers or nulls (older records have none at all)."""
+    if not isinstance(values, list):
+        return None
+    return tuple(None if value is None else float(value) for value in values)
 
 
 def classifier_score(logits: torch.Tensor) -> float:
@@ -406,4 +417,41 @@ def score_generator(
     """Score `count` samples of G (for a conditional G, the ten digits in equal numbers, and the judge's
     agreement with them). The same seed every epoch makes the epochs' scores comparable."""
     images, labels = sample(G, count, seed)
-    return evaluate_images(images, judge or load_judge(), labels)
+    judge = judge or load_judge()
+    scores = evaluate_images(images, judge, labels)
+    if labels is None:
+        return scores
+    return replace(scores, per_class_fid=per_class_fid(images, labels, judge))
+
+
+# -----------------------------------------------------------------------------
+# per-class FID (conditional generators)
+
+_CLASS_STATS: weakref.WeakKeyDictionary[Judge, dict[Path, tuple[FeatureStats, ...]]] = weakref.WeakKeyDictionary()
+
+
+def real_class_stats(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> tuple[FeatureStats, ...]:
+    """Feature statistics of the test digits of each class (about 1,000 each), once per (judge, data folder)."""
+    key = Path(data_dir).resolve()
+    with _STATS_LOCK:
+        cached = _CLASS_STATS.setdefault(judge, {})
+        if key not in cached:
+            test = load_mnist(data_dir, "test")
+            features, _ = _features_and_logits(judge, test.images)
+            labels = test.labels.numpy()
+            cached[key] = tuple(feature_stats(features[labels == digit]) for digit in range(NUM_CLASSES))
+        return cached[key]
+
+
+def per_class_fid(images: torch.Tensor, requested_labels: torch.Tensor, judge: Judge) -> tuple[float | None, ...]:
+    """FID of the samples asked to be each digit against the real test digits of that class (None for a digit
+    with fewer than two samples). With 200 samples a class the values carry a small-sample bias: compare them
+    across epochs and digits of one run, not with the all-digit FID."""
+    _check_images(images)
+    features, _ = _features_and_logits(judge, images)
+    labels = requested_labels.cpu().numpy()
+    out: list[float | None] = []
+    for digit, reference in enumerate(real_class_stats(judge)):
+        chosen = features[labels == digit]
+        out.append(frechet_distance(feature_stats(chosen), reference) if len(chosen) >= 2 else None)
+    return tuple(out)

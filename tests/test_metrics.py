@@ -193,6 +193,6 @@ def test_each_epoch_is_scored_into_the_history_and_shown_by_eval(judge, root, ca
     assert len(scores) == 2 and all(s.label_agreement is not None and s.fid > 0 for s in scores)
     assert main(["eval", "--run", "scored"]) == 0
     printed = capsys.readouterr().out
-    epoch_rows = [line for line in printed.splitlines() if line.startswith("epoch ")]
-    assert f"{scores[1].fid:>8.2f}" in epoch_rows[-1] and "real train vs test" in printed
+    score_rows = [line for line in printed.splitlines() if line.startswith("epoch 2")]  # then per-digit FID
+    assert f"{scores[1].fid:>8.2f}" in score_rows[0] and "real train vs test" in printed
     assert "diagnosis:" in printed, "the scores end with the diagnosis of the run"

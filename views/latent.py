@@ -16,6 +16,7 @@ from gan.latent import (
     direction_atlas,
     generate,
     interpolate,
+    interpolate_codes,
     move_along,
     nearest_real,
     noise,
@@ -37,6 +38,19 @@ def new_seed() -> None:
 
 def digit_labels(digit: int | None) -> torch.Tensor | None:
     return None if digit is None else torch.tensor([digit])
+
+
+def your_digit(G: Generator, run_name: str) -> tuple[torch.Tensor, int | None] | None:
+    """The code (1, latent_dim) and digit found for the user's digit on the Your digit page, if it belongs to
+    this run and fits this generator."""
+    start = st.session_state.get("latent_start")
+    if not start or start.get("run") != run_name or len(start.get("z", ())) != G.latent_dim:
+        return None
+    return torch.tensor([start["z"]], dtype=torch.float32), start.get("digit")
+
+
+def forget_your_digit() -> None:
+    st.session_state.pop("latent_start", None)
 
 
 # --- sections -------------------------------------------------------------------------------------------------
@@ -68,7 +82,7 @@ def samples(G: Generator, config: Config, file_stem: str, zoom: int) -> torch.Te
     return images
 
 
-def interpolation(G: Generator, config: Config, file_stem: str, zoom: int) -> None:
+def interpolation(G: Generator, config: Config, file_stem: str, zoom: int, start: tuple | None = None) -> None:
     st.subheader("Interpolate between two seeds")
     st.caption(
         "Walk in a straight line (or along the sphere where Gaussian noise lives) from one noise vector to "
@@ -89,16 +103,25 @@ def interpolation(G: Generator, config: Config, file_stem: str, zoom: int) -> No
     if config.conditional:
         digit_a = columns[4].selectbox("From digit", range(10), index=1, key="latent_digit_a")
         digit_b = columns[5].selectbox("To digit", range(10), index=7, key="latent_digit_b")
-    strip = interpolate(G, int(seed_a), int(seed_b), steps, method == "spherical", digit_a, digit_b)
-    stem = f"{file_stem}-{seed_a}-to-{seed_b}"
+    from_yours = start is not None and st.toggle("Start from your digit", True, key="latent_interpolate_yours")
+    if from_yours:
+        digit_a = start[1]
+        b = noise(G.latent_dim, 1, int(seed_b))
+        strip = interpolate_codes(G, start[0], b, steps, method == "spherical", digit_a, digit_b)
+        seed_a = "your digit"
+    else:
+        strip = interpolate(G, int(seed_a), int(seed_b), steps, method == "spherical", digit_a, digit_b)
+    stem = f"{file_stem}-{str(seed_a).replace(' ', '-')}-to-{seed_b}"
     picture = grid_image(strip, nrow=steps, scale=zoom)
-    st.image(png_bytes(picture), caption=f"seed {seed_a} → seed {seed_b}, {method}")
+    st.image(png_bytes(picture), caption=f"{'' if from_yours else 'seed '}{seed_a} → seed {seed_b}, {method}")
     with st.container(horizontal=True):
         common.download("Download PNG", png_bytes(picture), f"{stem}.png", "latent_strip_png")
         common.download("Download GIF", lambda: ping_pong_gif(strip), f"{stem}.gif", "latent_strip_gif")
 
 
-def directions(G: Generator, config: Config, run: Run, epoch: int, file_stem: str, zoom: int) -> None:
+def directions(
+    G: Generator, config: Config, run: Run, epoch: int, file_stem: str, zoom: int, start: tuple | None = None
+) -> None:
     st.subheader("Main directions of variation")
     st.caption(
         "Principal directions of the generator's first-layer features (GANSpace), mapped back to noise. "
@@ -126,11 +149,13 @@ def directions(G: Generator, config: Config, run: Run, epoch: int, file_stem: st
             for index, share in enumerate(found.explained)
         ]
     z = noise(G.latent_dim, 1, int(seed))  # (1, latent_dim): the first sample of the seed
+    if start is not None and st.toggle("Move your digit", True, key="latent_direction_yours"):
+        z, digit, seed = start[0], start[1], "your digit"
     moved = generate(G, move_along(z, found, amounts), digit_labels(digit))
     with picture_column:
         common.picture_with_download(
             grid_image(moved, nrow=1, scale=8),
-            f"seed {seed} moved by the sliders",
+            f"{'' if seed == 'your digit' else 'seed '}{seed} moved by the sliders",
             f"{file_stem}-moved.png",
             "latent_moved_png",
         )
@@ -216,10 +241,16 @@ def page() -> None:
         st.error(f"Cannot load epoch {epoch} of run **{common.plain(info.name)}**: {common.plain(error)}")
         return
     stem = f"{info.name}-epoch-{epoch:04d}"
+    start = your_digit(G, info.name)
+    if start is not None:
+        with st.container(horizontal=True, vertical_alignment="center"):
+            digit = "" if start[1] is None else f" (drawn as a {start[1]})"
+            st.success(f"Starting from your digit{digit}: the code found for it on the Your digit page.")
+            st.button("Forget it", key="latent_forget_yours", on_click=forget_your_digit)
     # each section is a fragment: moving a slider redraws its own section, not the whole page
     st.fragment(samples_and_neighbours)(G, config, stem, zoom)
-    st.fragment(interpolation)(G, config, stem, zoom)
-    st.fragment(directions)(G, config, run, epoch, stem, zoom)
+    st.fragment(interpolation)(G, config, stem, zoom, start)
+    st.fragment(directions)(G, config, run, epoch, stem, zoom, start)
 
 
 page()

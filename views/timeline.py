@@ -7,6 +7,7 @@ training right now is re-read every few seconds, so new epochs appear on the sli
 import io
 import math
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -18,7 +19,7 @@ from gan.files import FileError, read_capped
 from gan.history import ChangeRecord, EpochRecord, History
 from gan.images import enlarge, progression_gif
 from gan.series import evenly
-from views import common, experiment
+from views import common, experiment, inside
 
 PLAY_FRAMES = 40  # at most this many epochs in the in-page animation
 PLAY_SECONDS = 0.35
@@ -87,14 +88,16 @@ def epoch_slider(name: str, epochs: list[int]) -> int:
     return st.select_slider("Epoch", epochs, key=key, help="Drag to travel through training; the charts mark it.")
 
 
-def play(slot, run: Run, epochs: list[int]) -> None:
-    """Animate the grid from the first saved epoch to the last, in place."""
+def play(slot, run: Run, epochs: list[int], on_frame: Callable[[int], None]) -> None:
+    """Animate the grid (and, through `on_frame`, the D's-eye map) from the first saved epoch to the last."""
     stride = max(1, -(-len(epochs) // PLAY_FRAMES))
     for epoch in epochs[::stride] + ([epochs[-1]] if (len(epochs) - 1) % stride else []):
+        started = time.perf_counter()
         picture = enlarged(run, epoch)
         if picture is not None:
             slot.image(picture, caption=f"Epoch {epoch}")
-        time.sleep(PLAY_SECONDS)
+        on_frame(epoch)
+        time.sleep(max(0.0, PLAY_SECONDS - (time.perf_counter() - started)))
 
 
 def score_text(value: Any, digits: int = 2) -> str:
@@ -222,15 +225,13 @@ def timeline(info: RunInfo, live: bool) -> None:
             "Play",
             key="timeline_play",
             icon=":material/play_arrow:",
-            help="Animate the grid from the first saved epoch to the last.",
+            help="Animate the grid and the discriminator's map from the first saved epoch to the last.",
         )
         gif = partial(run_progression_gif, run, epochs)  # the GIF is made only when the button is clicked
         common.download("Download the progression (GIF)", gif, f"{name}-progression.gif", "timeline_gif")
     grid_column, chart_column = st.columns([2, 3], gap="large")
     with grid_column:
         slot = st.empty()
-        if playing:
-            play(slot, run, epochs)
         picture = enlarged(run, epoch)
         if picture is None:
             st.caption(f"The grid of epoch {epoch} cannot be read.")
@@ -246,7 +247,14 @@ def timeline(info: RunInfo, live: bool) -> None:
     st.subheader("Diagnosis")
     experiment.diagnosis(history)
     scores_over_time(records, epoch)
+    frames = inside.look_inside(run, name, epoch, info.config.conditional, records)
     compare(run, name, epochs)
+    if playing:  # last, once every placeholder it animates exists
+        play(slot, run, epochs, lambda shown: inside.map_frame(frames, run, shown, info.config.conditional))
+        picture = enlarged(run, epoch)
+        if picture is not None:
+            slot.image(picture, caption=f"Epoch {epoch}: the same 100 noise vectors every epoch")
+        frames.empty()
 
 
 def page() -> None:
