@@ -1,7 +1,7 @@
 """GAN Studio: watch a GAN learn to draw MNIST digits. Run with `streamlit run app.py`.
 
-This file is the frame: page setup, the sidebar's run picker and the four pages (views/train.py,
-views/timeline.py, views/latent.py, views/probe.py). The training itself lives in `gan/`. The pages folder is
+This file is the frame: page setup, the sidebar's run picker and the pages (views/train.py, views/timeline.py,
+views/latent.py, views/compare.py, views/probe.py). The training itself lives in `gan/`. The pages folder is
 deliberately not called `pages/`: Streamlit would then serve a deep link such as /timeline as an old-style page,
 without this frame.
 """
@@ -20,6 +20,7 @@ page = st.navigation(
         st.Page("views/train.py", title="Train", icon=":material/model_training:", default=True),
         st.Page("views/timeline.py", title="Timeline", icon=":material/timeline:"),
         st.Page("views/latent.py", title="Latent space", icon=":material/scatter_plot:"),
+        st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("views/probe.py", title="Your digit", icon=":material/gesture:"),
     ],
     position="top",

@@ -7,16 +7,18 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from gan import compare
 from gan.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator, printable
 from gan.config import DEFAULT_PRESET, SETTINGS, Config, ConfigError, Setting
 from gan.data import NUM_CLASSES, DataError, load_mnist, to_unit_range
+from gan.diagnose import diagnose
 from gan.history import EpochRecord
 from gan.images import grid_png
 from gan.inversion import STEPS as INVERSION_STEPS
@@ -26,6 +28,7 @@ from gan.latent import sample
 from gan.metrics import EVAL_SAMPLES, EVAL_SEED, REAL_KEY, Scores, per_class_fid, reference_scores, score_generator
 from gan.models import check_memory, count_parameters
 from gan.probe import ImageError, digit_from_png, digits_from_npy, judge_reading, verdicts
+from gan.recipes import RECIPES, get_recipe
 from gan.runner import RunError, check_same_settings, check_startable, prepare_trainer, train_run
 from gan.train import Control, DeviceUnavailable, StepMetrics, Trainer, TrainingDiverged, configure_threads
 
@@ -86,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-minutes", type=float, help="stop after this many minutes of training, saving the state")
     for setting in SETTINGS.values():
         add_setting(train, setting)
+    train.add_argument(
+        "--recipe", choices=tuple(RECIPES), help="start from a failure recipe's settings (flags given still win)"
+    )
 
     sampler = commands.add_parser("sample", help="draw samples from a saved epoch to a PNG grid or .npy array")
     sampler.set_defaults(command=sample_command)
@@ -112,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(command=eval_command)
     evaluate.add_argument("--run", required=True)
     evaluate.add_argument("--epoch", type=int, help="default: every saved epoch")
+
+    comparing = commands.add_parser("compare", help="the settings that differ between runs, and their scores by epoch")
+    comparing.set_defaults(command=compare_command)
+    comparing.add_argument("runs", nargs="+", metavar="RUN", help="2 to 4 run names")
     add_discriminator_commands(commands)
     return parser
 
@@ -142,6 +152,11 @@ def add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
             setting.cli_flag, dest=setting.name, action="store_const", const=False, help=f"do not {setting.help}"
         )
         return
+    if setting.repeated:
+        parser.add_argument(
+            setting.cli_flag, dest=setting.name, action="append", metavar="STEP:FIELD=VALUE", help=setting.help
+        )
+        return
     details = {"choices": setting.choices} if setting.choices else {"metavar": setting.kind.__name__.upper()}
     allowed = "" if setting.choices else f" ({setting.allowed()})"
     parser.add_argument(
@@ -150,11 +165,14 @@ def add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, object]:
-    return {name: getattr(args, name) for name in SETTINGS if getattr(args, name) is not None}
+    given = {name: getattr(args, name) for name in SETTINGS if getattr(args, name) is not None}
+    return {name: tuple(value) if isinstance(value, list) else value for name, value in given.items()}
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     given = given_settings(args)
+    if args.recipe:
+        return get_recipe(args.recipe).config(**given)
     return Config.for_preset(given.pop("preset", DEFAULT_PRESET), **given)
 
 
@@ -173,6 +191,8 @@ def resumed_run(args: argparse.Namespace) -> tuple[Run, None]:
     their first command with --resume), a real change is refused before anything is touched."""
     if not args.run:
         raise RunError("--resume needs --run NAME")
+    if args.recipe:
+        raise RunError("--recipe cannot be used when resuming: a run keeps its settings (only the epochs may grow)")
     run = Run.at(args.run, args.root)
     check_startable(run, resume=True)
     saved = run.config()
@@ -184,7 +204,8 @@ def resumed_run(args: argparse.Namespace) -> tuple[Run, None]:
 
 def new_run(args: argparse.Namespace) -> tuple[Run, Config]:
     config = config_from_args(args)
-    run = Run.at(args.run or f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
+    prefix = args.recipe or config.preset
+    run = Run.at(args.run or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}", args.root)
     check_startable(run, resume=False)
     check_memory(config)
     return run, config
@@ -192,6 +213,8 @@ def new_run(args: argparse.Namespace) -> tuple[Run, Config]:
 
 def _train(args: argparse.Namespace, run: Run, trainer: Trainer, threads: int) -> int:
     config = trainer.config
+    if args.recipe:
+        print(get_recipe(args.recipe).explanation)
     if config.evaluate and not judge_is_cached():
         print("first, the digit judges that score each epoch are trained once (a minute or two) ...")
     if config.evaluate:
@@ -205,6 +228,7 @@ def _train(args: argparse.Namespace, run: Run, trainer: Trainer, threads: int) -
     signal.signal(signal.SIGINT, lambda *_: (control.stop(), signal.signal(signal.SIGINT, signal.SIG_DFL)))
     outcome = _train_with_progress(run, trainer, control, args.max_minutes)
     print(f"{outcome}: epoch {trainer.epoch}/{config.epochs}, step {trainer.step}, saved in {run.path}")
+    _print_diagnosis(run.history())
     return 0
 
 
@@ -352,7 +376,44 @@ def eval_command(args: argparse.Namespace) -> int:
         for epoch, values in per_class.items():
             cells = " ".join(f"{value:>6.1f}" if value is not None else f"{'-':>6}" for value in values)
             print(f"{f'epoch {epoch}':<22} {cells}")
+    _print_diagnosis(run.history())
     return 0
+
+
+def _print_diagnosis(history: Iterable) -> None:
+    findings = diagnose(history)
+    print("diagnosis: nothing alarming in the history and scores" if not findings else "diagnosis:")
+    for finding in findings:
+        print(f"- {finding.text()}")
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    try:
+        compare.check_count(args.runs)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    runs = compare.load([Run.at(name, args.root) for name in args.runs])
+    differing = compare.differing_settings(runs)
+    width = max(12, *(len(run.name) for run in runs))
+    print("settings that differ" if differing else "every setting is the same")
+    if differing:
+        print(f"{'':<18} " + " ".join(f"{run.name:<{width}}" for run in runs))
+        for name, row in differing.items():
+            print(f"{name:<18} " + " ".join(f"{compare.format_setting(value):<{width}}" for value in row))
+    for run in runs:
+        columns, rows = compare.score_table(run)
+        print(f"\nrun {run.name}: scores per epoch" + ("" if rows else ": none (trained with --no-eval?)"))
+        if rows:
+            print(" ".join(f"{column:>16}" for column in columns))
+            for row in rows:
+                print(" ".join(f"{_cell(value):>16}" for value in row))
+    return 0
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def probe_command(args: argparse.Namespace) -> int:

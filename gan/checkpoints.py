@@ -32,7 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from gan.config import Config, ConfigError
+from gan.config import CHANGEABLE, Config, ConfigError
 from gan.files import FileError, append_lines, atomic_write, open_regular, parse_json, read_capped, read_json
 from gan.history import EpochRecord, History, Record, StepRecord, encode, last_step_record, read_epoch_records
 from gan.history import read_history as read_history_file
@@ -51,7 +51,7 @@ _HELD: set[Path] = set()  # run folders whose lock this process holds
 
 EPOCH_FILE = re.compile(r"^epoch-(\d{4,})\.safetensors$")
 LATEST = "latest.safetensors"
-ARCHITECTURE = ("preset", "latent_dim", "width")  # the settings that fix the tensors' names and shapes
+ARCHITECTURE = ("preset", "latent_dim", "width", "g_kernel")  # the settings that fix the tensors' names and shapes
 
 
 class CheckpointError(ValueError):
@@ -245,8 +245,14 @@ def check_tree(path: Path, tree: Any, names: set[str]) -> None:
         for key, value in node.items():
             leaf(value, f"{where}/{printable(key, 40)}")
 
-    if not isinstance(tree, dict) or set(tree) != {"G", "G_ema", "D", "opt_g", "opt_d", "rng", "position"}:
+    parts = {"G", "G_ema", "D", "opt_g", "opt_d", "rng", "position"}
+    if not isinstance(tree, dict) or set(tree) - {"settings"} != parts:  # settings: absent before they could change
         raise CheckpointError(f"{path}: damaged metadata (the state needs G, G_ema, D, opt_g, opt_d, rng, position)")
+    settings = tree.get("settings", {})
+    if not isinstance(settings, dict) or not set(settings) <= set(CHANGEABLE):
+        raise CheckpointError(f"{path}: damaged metadata (settings may only be {', '.join(CHANGEABLE)})")
+    if any(isinstance(value, (dict, list)) for value in settings.values()):
+        raise CheckpointError(f"{path}: damaged metadata (settings)")
     for part in ("G", "G_ema", "D"):
         tensors_of(tree[part], part)
     for part in ("opt_g", "opt_d"):

@@ -3,6 +3,9 @@
 Each setting is declared once, as a `Setting` (type, default, range or choices, label, help) attached to its
 `Config` field. The schema drives `Config`'s validation, the CLI flags of `python -m gan train` and the app's
 settings form, so a new setting is one line here and appears everywhere.
+
+Some settings may change while a run trains (`CHANGEABLE`): a change is requested through the trainer's `Control`
+or scheduled in advance with `set_at` ("STEP:FIELD=VALUE", applied once STEP steps are done).
 """
 
 from __future__ import annotations
@@ -15,7 +18,11 @@ from typing import Any
 
 PRESETS = ("classic", "dcgan", "cdcgan")
 DEFAULT_PRESET = "cdcgan"
-LOSSES = ("bce", "hinge")
+LOSSES = ("bce", "saturating", "hinge", "lsgan", "wgan-gp")
+WGAN_D_STEPS = 5  # critic steps per G step that wgan-gp defaults to (Gulrajani et al., 2017)
+G_KERNELS = (3, 4, 5)  # kernel of the conv generators' stride-2 transposed convolutions; 3 and 5 overlap unevenly
+# Settings a running job may change: they steer the optimisation, not the shapes of the networks.
+CHANGEABLE = ("lr_g", "lr_d", "d_steps", "loss", "ema_decay")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 UPSAMPLES = ("transposed", "nearest")
@@ -48,6 +55,7 @@ class Setting:
     step: float = 1  # the form's increment; its digits set the shown precision
     section: str | None = "main"  # where the form shows it: "main", "advanced", or None (CLI only)
     flag: str = ""  # the CLI flag's name without dashes, when it differs from the field's
+    repeated: bool = False  # a tuple of values (a repeatable CLI flag), each checked by its Config
     name: str = ""  # filled in from the Config field
 
     @property
@@ -73,6 +81,10 @@ class Setting:
     def check(self, value: Any) -> None:
         """Raise ConfigError naming the field, the value and what is allowed."""
         if value is None and self.optional:
+            return
+        if self.repeated:
+            if not isinstance(value, (list, tuple)) or not all(isinstance(item, self.kind) for item in value):
+                raise ConfigError(self.name, value, f"a list of {self.help}")
             return
         if not self._fits(value):
             raise ConfigError(self.name, value, self.allowed())
@@ -125,7 +137,24 @@ class Config:
         5e-4, float, "D learning rate", "Adam step size of the discriminator", **UNIT, low_open=True, step=1e-4
     )
     latent_dim: int = setting(64, int, "Latent size", "length of the noise vector z", low=1, high=1024)
-    loss: str = setting("bce", str, "Loss", "bce: the original GAN loss; hinge: as in SAGAN", choices=LOSSES)
+    loss: str = setting(
+        "bce",
+        str,
+        "Loss",
+        "bce: the original GAN loss (non-saturating G); saturating: the original minimax G loss; hinge: as in "
+        "SAGAN; lsgan: least squares; wgan-gp: a critic with a gradient penalty",
+        choices=LOSSES,
+    )
+    d_steps: int | None = setting(
+        None,
+        int,
+        "D steps per G step",
+        "D updates per G update, each on the step's batch with fresh noise (default: 5 for wgan-gp, else 1)",
+        low=1,
+        high=100,
+        optional=True,
+        section="advanced",
+    )
     seed: int = setting(0, int, "Seed", "seed of every random draw", low=0, high=2**31 - 1, section="advanced")
     width: int = setting(
         32,
@@ -195,10 +224,47 @@ class Config:
     g_norm: str = setting(
         "none", str, "G normalisation", "classic generator's hidden layers", choices=G_NORMS, section="advanced"
     )
+    g_kernel: int = setting(
+        4,
+        int,
+        "G kernel",
+        "kernel of the conv generators' stride-2 transposed convolutions (3 or 5 overlap unevenly: a checkerboard)",
+        low=min(G_KERNELS),
+        high=max(G_KERNELS),
+        section="advanced",
+    )
+    set_at: tuple[str, ...] = setting(
+        (),
+        str,
+        "Scheduled changes",
+        "STEP:FIELD=VALUE: change a setting once STEP steps are done, e.g. 500:lr_d=0.002 (fields: "
+        + ", ".join(CHANGEABLE)
+        + ")",
+        repeated=True,
+        section=None,
+    )
 
     def __post_init__(self) -> None:
         for name, spec in SETTINGS.items():
             spec.check(getattr(self, name))
+        object.__setattr__(self, "set_at", tuple(self.set_at))  # a JSON list becomes a tuple, so configs compare
+        for text in self.set_at:
+            parse_change(text, self)
+
+    @property
+    def discriminator_steps(self) -> int:
+        """D steps per G step: `d_steps`, or the loss's usual number when it is not given."""
+        if self.d_steps is not None:
+            return self.d_steps
+        return WGAN_D_STEPS if self.loss == "wgan-gp" else 1
+
+    @property
+    def scheduled_changes(self) -> tuple[ScheduledChange, ...]:
+        return tuple(sorted((parse_change(text, self) for text in self.set_at), key=lambda change: change.step))
+
+    def changeable(self) -> dict[str, Any]:
+        """The current values of the settings a running job may change."""
+        return {name: getattr(self, name) for name in CHANGEABLE}
 
     @property
     def conditional(self) -> bool:
@@ -243,6 +309,51 @@ class Config:
         except ValueError:  # e.g. an integer of thousands of digits
             raise ConfigError("config", "...", "JSON with values in range") from None
         return cls.from_dict(values)
+
+
+@dataclass(frozen=True)
+class ScheduledChange:
+    step: int  # applied once this many steps are done, so it steers step `step + 1` onwards
+    field: str
+    value: Any
+
+
+def parse_value(field: str, text: str) -> Any:
+    """A changeable setting's value from text (CLI or form), checked like any config value."""
+    if field not in CHANGEABLE:
+        raise ConfigError(field, text, f"not a setting that can change mid-run; those are {', '.join(CHANGEABLE)}")
+    text = text.strip()
+    if field == "loss":
+        value: Any = text
+    elif field == "d_steps":
+        value = None if text.lower() in ("auto", "none", "") else _parse_number(field, text, int)
+    else:
+        value = _parse_number(field, text, float)
+    SETTINGS[field].check(value)
+    return value
+
+
+def parse_change(text: str, config: Config | None = None) -> ScheduledChange:
+    """Read "STEP:FIELD=VALUE" (e.g. "500:lr_d=0.002"); a bad step, field or value raises ConfigError."""
+    if not isinstance(text, str):
+        raise ConfigError("set_at", text, "STEP:FIELD=VALUE, e.g. 500:lr_d=0.002")
+    step_text, _, assignment = text.partition(":")
+    field, equals, value_text = assignment.partition("=")
+    if not equals or not step_text.strip().isdigit():
+        raise ConfigError("set_at", text, "STEP:FIELD=VALUE with a whole number of steps, e.g. 500:lr_d=0.002")
+    field = field.strip().replace("-", "_")
+    value = parse_value(field, value_text)
+    if config is not None:
+        config.replace(**{field: value}, set_at=())  # e.g. d_steps checked against this run's other settings
+    return ScheduledChange(int(step_text), field, value)
+
+
+def _parse_number(name: str, text: str, kind: type) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        described = "a whole number" if kind is int else "a number"
+        raise ConfigError(name, text, described) from None
 
 
 def _named(field: dataclasses.Field) -> Setting:

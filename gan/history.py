@@ -28,12 +28,14 @@ class StepRecord:
     batch: int
     loss_d: float
     loss_g: float
-    d_real: float
-    d_fake: float
+    d_real: float | None  # None for a wgan-gp critic, whose scores are not beliefs
+    d_fake: float | None
     grad_norm_d: float
     grad_norm_g: float
     images_per_sec: float
     seconds: float
+    wasserstein: float | None = None  # a wgan-gp critic's mean D(x) - D(G(z))
+    players: str = "dg"  # the players updated: "dg", or "d" / "g" for a single step taken while paused
 
     kind = "step"
 
@@ -47,11 +49,14 @@ class EpochRecord:
     step: int
     seconds: float
     scores: dict[str, Any] | None = None
+    spread: float | None = None  # how different the fixed-noise samples are from each other (gan.diagnose)
 
     kind = "epoch"
 
     def to_dict(self) -> dict[str, Any]:
         values = {"kind": self.kind, "epoch": self.epoch, "step": self.step, "seconds": self.seconds}
+        if self.spread is not None:
+            values["spread"] = self.spread
         return values if self.scores is None else {**values, "scores": self.scores}
 
 
@@ -72,6 +77,8 @@ class ChangeRecord:
 
 Record = StepRecord | EpochRecord | ChangeRecord
 INTEGERS = {"step", "epoch", "batch"}
+OPTIONAL_NUMBERS = {"d_real", "d_fake", "wasserstein"}  # None where they do not apply
+STEP_PLAYERS = ("dg", "d", "g")
 
 
 def _is_int(value: Any) -> bool:
@@ -88,19 +95,26 @@ def parse_record(obj: Any) -> Record | None:
         return None
     kind = obj.get("kind")
     if kind == "step":
-        names = [field.name for field in dataclasses.fields(StepRecord)]
-        if not all(name in obj for name in names):
+        fields = dataclasses.fields(StepRecord)
+        required = [field.name for field in fields if field.default is dataclasses.MISSING]
+        if not all(name in obj for name in required):
             return None
-        if not all(_is_int(obj[name]) if name in INTEGERS else _is_number(obj[name]) for name in names):
+        values = {field.name: obj.get(field.name, field.default) for field in fields}
+        if values["players"] not in STEP_PLAYERS:
             return None
-        return StepRecord(**{name: obj[name] for name in names})
+        for name, value in values.items():
+            if name == "players" or (name in OPTIONAL_NUMBERS and value is None):
+                continue
+            if not (_is_int(value) if name in INTEGERS else _is_number(value)):
+                return None
+        return StepRecord(**values)
     if kind == "epoch":
-        scores = obj.get("scores")
+        scores, spread = obj.get("scores"), obj.get("spread")
         if not (_is_int(obj.get("epoch")) and _is_int(obj.get("step")) and _is_number(obj.get("seconds"))):
             return None
-        if scores is not None and not isinstance(scores, dict):
+        if (scores is not None and not isinstance(scores, dict)) or (spread is not None and not _is_number(spread)):
             return None
-        return EpochRecord(obj["epoch"], obj["step"], obj["seconds"], scores)
+        return EpochRecord(obj["epoch"], obj["step"], obj["seconds"], scores, spread)
     if kind == "change":
         if not (_is_int(obj.get("step")) and isinstance(obj.get("field"), str) and "old" in obj and "new" in obj):
             return None

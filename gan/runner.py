@@ -13,11 +13,12 @@ from typing import Any
 from gan.checkpoints import CheckpointError, Run, printable
 from gan.config import Config
 from gan.data import DEFAULT_DATA_DIR, load_mnist
-from gan.history import EpochRecord, Record, StepRecord
+from gan.diagnose import sample_spread
+from gan.history import ChangeRecord, EpochRecord, Record, StepRecord
 from gan.images import grid_png
 from gan.metrics import score_generator
 from gan.models import check_memory
-from gan.train import Control, StepMetrics, Trainer, TrainingDiverged
+from gan.train import ChangeCallback, Control, StepMetrics, Trainer, TrainingDiverged
 
 StepCallback = Callable[[StepMetrics], None]
 EpochCallback = Callable[[int, EpochRecord], None]  # (epochs done, the epoch's history record)
@@ -111,15 +112,22 @@ class Recorder:
         on_step: StepCallback | None = None,
         on_epoch: EpochCallback | None = None,
         on_save_error: SaveErrorCallback | None = None,
+        on_change: ChangeCallback | None = None,
     ):
         self.run, self.trainer, self.control = run, trainer, control
         self.on_step, self.on_epoch, self.on_save_error = on_step, on_epoch, on_save_error
+        self.on_change = on_change
         self.pending: list[Record] = []  # records not yet appended to the history file
 
     def record_step(self, metrics: StepMetrics) -> None:
         self.pending.append(StepRecord(**asdict(metrics)))
         if self.on_step:
             self.on_step(metrics)
+
+    def record_change(self, change: ChangeRecord) -> None:
+        self.pending.append(change)
+        if self.on_change:
+            self.on_change(change)
 
     def end_epoch(self, epochs_done: int) -> None:
         record = self.epoch_record(epochs_done)
@@ -134,7 +142,8 @@ class Recorder:
     def epoch_record(self, epochs_done: int) -> EpochRecord:
         trainer = self.trainer
         scores = score_generator(trainer.G_ema).to_dict() if trainer.config.evaluate else None
-        return EpochRecord(epochs_done, trainer.step, trainer.seconds, scores)
+        spread = sample_spread(trainer.sample_fixed())  # the diagnosis tells collapse from variety by it
+        return EpochRecord(epochs_done, trainer.step, trainer.seconds, scores, spread)
 
     def save_epoch(self, epochs_done: int) -> None:
         samples = grid_png(self.trainer.sample_fixed())
@@ -172,13 +181,16 @@ def train_run(
     on_epoch: EpochCallback | None = None,
     on_save_error: SaveErrorCallback | None = None,
     max_seconds: float | None = None,
+    on_change: ChangeCallback | None = None,
+    before_requested_step: Callable[[str], None] | None = None,
 ) -> str:
     """Train and keep the run folder up to date (see Recorder). Returns the loop's outcome: "finished",
     "stopped" or "time_budget"."""
     control = control or Control()
-    recorder = Recorder(run, trainer, control, on_step, on_epoch, on_save_error)
+    recorder = Recorder(run, trainer, control, on_step, on_epoch, on_save_error, on_change)
     try:
-        outcome = trainer.run(control, recorder.record_step, recorder.end_epoch, max_seconds)
+        record = recorder.record_step, recorder.end_epoch, max_seconds, recorder.record_change
+        outcome = trainer.run(control, *record, before_requested_step)
     except TrainingDiverged:
         recorder.flush()  # the steps before the bad one are kept
         raise

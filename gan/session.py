@@ -16,10 +16,11 @@ from typing import Any
 
 from gan.checkpoints import CheckpointError, Run, printable
 from gan.config import Config
-from gan.history import EpochRecord, StepRecord
+from gan.history import ChangeRecord, EpochRecord, StepRecord
 from gan.images import grid_png
 from gan.models import check_memory
 from gan.runner import check_startable, prepare_trainer, train_run
+from gan.stepthrough import Probe, StepThrough, probe
 from gan.train import Control, DeviceUnavailable, StepMetrics, Trainer, TrainingDiverged
 
 HISTORY_POINTS = 2000
@@ -92,6 +93,8 @@ class Snapshot:
     saved_epochs: tuple[int, ...] = ()
     error: str | None = None
     started: float = field(default_factory=time.time)
+    changes: tuple[ChangeRecord, ...] = ()  # settings changed mid-run
+    step_through: StepThrough | None = None  # the latest single step taken while paused, probed before and after
 
     @property
     def active(self) -> bool:
@@ -193,6 +196,26 @@ class TrainingSession:
             if self._snapshot.status.can_resume and self.move(Status.RUNNING, error=None):
                 self._control.resume()
 
+    def change(self, field: str, value: Any) -> bool:
+        """Ask the running or paused job to change a setting from its next step (at once while paused). Raises
+        ConfigError for a setting that cannot change or a bad value; returns whether the request was sent."""
+        with self._lock:
+            snapshot = self._snapshot
+            if snapshot.status not in (Status.RUNNING, Status.PAUSED) or snapshot.config is None:
+                return False
+            snapshot.config.replace(**{field: value})  # the same checks as at start
+            self._control.change(field, value)
+            return True
+
+    def step(self, players: str) -> bool:
+        """Take one step of `players` ("d", "g" or "dg") while paused; returns whether it was asked for (not while
+        running, nor while an earlier step is still under way)."""
+        with self._lock:
+            if self._snapshot.status != Status.PAUSED or self._control.pending_steps:
+                return False
+            self._control.step(players)
+            return True
+
     def stop(self, wait: float | None = None) -> None:
         with self._lock:
             if self.move(Status.STOPPING):
@@ -250,6 +273,8 @@ class Job:
         self.trainer: Trainer | None = None
         self.history = ThinnedHistory()
         self.epoch_records: list[EpochRecord] = []
+        self.changes: list[ChangeRecord] = []
+        self.probed: Probe | None = None  # the trainer just before a requested step
         self.published_at = 0.0  # time.monotonic() of the latest progress published
         self.drawn_at = 0.0  # ... and of the latest sample grid
 
@@ -269,7 +294,16 @@ class Job:
         self.load_past()
         self.session.publish(**self.ready_changes())
         self.session.move(Status.RUNNING, expected=Status.STARTING)
-        outcome = train_run(self.run, self.trainer, self.control, self.on_step, self.on_epoch, self.on_save_error)
+        outcome = train_run(
+            self.run,
+            self.trainer,
+            self.control,
+            self.on_step,
+            self.on_epoch,
+            self.on_save_error,
+            on_change=self.on_change,
+            before_requested_step=self.before_requested_step,
+        )
         ended = Status.FINISHED if outcome == "finished" else Status.STOPPED
         self.session.move(ended, **self.final_changes())
 
@@ -279,6 +313,7 @@ class Job:
         for record in past.steps:
             self.history.add(record)
         self.epoch_records = list(past.epochs)
+        self.changes = [record for record in past if isinstance(record, ChangeRecord)]
 
     def failure(self, error: BaseException) -> str:
         """One line for the user: what went wrong, and for a diverged run what was kept."""
@@ -309,6 +344,7 @@ class Job:
             "epoch_records": tuple(self.epoch_records),
             "samples_png": self.samples(),
             "saved_epochs": tuple(self.run.epochs()),
+            "changes": tuple(self.changes),
         }
 
     def step_changes(self, metrics: StepMetrics) -> dict[str, Any]:
@@ -337,8 +373,21 @@ class Job:
 
     # --- the Recorder's callbacks, on the training thread ---
 
+    def on_change(self, change: ChangeRecord) -> None:
+        self.changes.append(change)
+        trainer = self.trainer
+        self.session.publish(changes=tuple(self.changes), config=trainer.config, **self.position_changes())
+
+    def before_requested_step(self, players: str) -> None:
+        self.probed = probe(self.trainer)
+
     def on_step(self, metrics: StepMetrics) -> None:
         self.history.add(StepRecord(**asdict(metrics)))
+        if self.probed is not None:  # a requested step: show it at once, whoever watches
+            shown = StepThrough(metrics.players, self.probed, probe(self.trainer))
+            self.probed = None
+            self.session.publish(step_through=shown, samples_png=self.samples(), **self.step_changes(metrics))
+            return
         now = time.monotonic()
         changes = {}
         if self.wants_samples(now):

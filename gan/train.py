@@ -1,8 +1,17 @@
-"""The GAN step and the training loop: one D step and one G step per batch, nothing else.
+"""The GAN step and the training loop: per batch, `d_steps` D updates (usually 1) and one G update; the losses.
 
-The loop does no file or UI work. It reports through callbacks (`on_step`, `on_epoch_end`) and obeys a
-`Control` (stop, pause) checked before every step, so a request takes effect within one step. All randomness
-comes from seeded generators whose state is part of `state_dict()`, so a resumed run continues bit for bit.
+The loop does no file or UI work. It reports through callbacks (`on_step`, `on_epoch_end`, `on_change`) and obeys
+a `Control` checked before every step: stop, pause, settings changed mid-run, and single steps of one player while
+paused, so a request takes effect within one step. All randomness comes from seeded generators whose state is part
+of `state_dict()`, as are the settings changed so far, so a resumed run continues bit for bit.
+
+Losses, on D's raw outputs (logits), D minimising `discriminator_loss` and G minimising `generator_loss`:
+
+- bce:        D: -log D(x) - log(1 - D(G(z)));  G: -log D(G(z)) (non-saturating: strong gradients when D wins)
+- saturating: D as bce;  G: log(1 - D(G(z))), the original minimax objective, whose gradient vanishes when D wins
+- hinge:      D: max(0, 1 - D(x)) + max(0, 1 + D(G(z)));  G: -D(G(z))
+- lsgan:      D: (D(x) - 1)^2 / 2 + D(G(z))^2 / 2;  G: (D(G(z)) - 1)^2 / 2 (Mao et al., 2017)
+- wgan-gp:    D is a critic: D(G(z)) - D(x) + 10 (|grad D(x_mix)| - 1)^2;  G: -D(G(z)) (Gulrajani et al., 2017)
 
 Epochs, counted one way: `Trainer.epoch` and `StepMetrics.epoch` are the epochs completed before the step, which is
 also the 0-based index of the epoch in progress; `on_epoch_end(epochs_done)`, saved epoch files and the history's
@@ -17,6 +26,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,14 +35,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan.config import Config
+from gan.config import CHANGEABLE, Config, ConfigError
 from gan.data import NUM_CLASSES, Dataset, batches, batches_per_epoch
+from gan.history import ChangeRecord
 from gan.models import build_discriminator, build_generator
 
 FIXED_SAMPLES = 100  # a 10 x 10 grid; for conditional presets row r shows digit r
 # Adam bounds each update, so a too-high learning rate rarely gives NaN: the logits grow without limit instead.
 # A healthy GAN's losses stay below ~20; past this the run has exploded and will not recover.
 EXPLODED_LOSS = 1e5
+GP_WEIGHT = 10.0  # lambda of the wgan-gp gradient penalty
+PLAYERS = ("dg", "d", "g")  # a full step, D's part only, G's part only
+ChangeCallback = Callable[[ChangeRecord], None]
 
 
 class DeviceUnavailable(RuntimeError):
@@ -50,31 +64,82 @@ class StepMetrics:
     batch: int  # batches done in this epoch, this one included
     loss_d: float
     loss_g: float
-    d_real: float  # mean D(x): the discriminator's belief that real digits are real
-    d_fake: float  # mean D(G(z)) before the G update
-    grad_norm_d: float
-    grad_norm_g: float
+    # Mean D(x) and D(G(z)) (before the G update) as beliefs that an image is real, from 0 to 1: the sigmoid of the
+    # logit, or for lsgan the output itself (its targets are 1 and 0). None for wgan-gp, whose critic scores are
+    # not probabilities: its `wasserstein` estimate, mean D(x) - mean D(G(z)), is recorded instead.
+    d_real: float | None
+    d_fake: float | None
+    grad_norm_d: float  # 0 when D was not updated (a G-only step)
+    grad_norm_g: float  # 0 when G was not updated (a D-only step)
     images_per_sec: float
     seconds: float  # training seconds so far (pauses excluded)
+    wasserstein: float | None = None
+    players: str = "dg"  # which players this step updated: "dg", or "d" / "g" for a step-through
 
 
 class Control:
-    """Thread-safe stop and pause requests, sent by a UI or a signal handler, read by the loop."""
+    """Thread-safe requests, sent by a UI or a signal handler, read by the loop before each step: stop, pause and
+    resume, settings to change, and single steps of one player (taken even while paused)."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._work = threading.Condition()
+        self._changes: deque[tuple[str, Any]] = deque()
+        self._steps: deque[str] = deque()
+
+    def _wake(self) -> None:
+        with self._work:
+            self._work.notify_all()
 
     def stop(self) -> None:
         self._stop.set()
         self._running.set()  # wake a paused loop so that it can see the stop
+        self._wake()
 
     def pause(self) -> None:
         self._running.clear()
 
     def resume(self) -> None:
         self._running.set()
+        self._wake()
+
+    def change(self, field: str, value: Any) -> None:
+        """Ask for a setting to change before the next step (applied at once if paused); checked by the caller."""
+        if field not in CHANGEABLE:
+            raise ConfigError(field, value, f"not a setting that can change mid-run; those are {', '.join(CHANGEABLE)}")
+        with self._work:
+            self._changes.append((field, value))
+            self._work.notify_all()
+
+    def step(self, players: str) -> None:
+        """Ask for one step of `players` ("d", "g" or "dg") on the next batch; meant for a paused loop."""
+        if players not in PLAYERS:
+            raise ValueError(f"players={players!r} is not allowed: one of {', '.join(PLAYERS)}")
+        with self._work:
+            self._steps.append(players)
+            self._work.notify_all()
+
+    def take_changes(self) -> list[tuple[str, Any]]:
+        with self._work:
+            changes = list(self._changes)
+            self._changes.clear()
+            return changes
+
+    def take_step(self) -> str | None:
+        with self._work:
+            return self._steps.popleft() if self._steps else None
+
+    @property
+    def pending_steps(self) -> int:
+        with self._work:
+            return len(self._steps)
+
+    def wait_for_work(self) -> None:
+        """Block while paused with nothing to do: return on resume, stop, a change or a step request."""
+        with self._work:
+            self._work.wait_for(lambda: self._running.is_set() or bool(self._changes) or bool(self._steps))
 
     @property
     def stop_requested(self) -> bool:
@@ -112,17 +177,47 @@ def fixed_noise(config: Config, count: int = FIXED_SAMPLES) -> tuple[torch.Tenso
 
 
 def discriminator_loss(loss: str, logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    """D's loss on its raw outputs; for wgan-gp without the gradient penalty (see `gradient_penalty`)."""
     if loss == "hinge":
         return F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean()
-    # maximise log D(x) + log(1 - D(G(z))), written with softplus for stability
+    if loss == "lsgan":
+        return 0.5 * (logits_real - 1).square().mean() + 0.5 * logits_fake.square().mean()
+    if loss == "wgan-gp":
+        return logits_fake.mean() - logits_real.mean()
+    # bce and saturating: maximise log D(x) + log(1 - D(G(z))), written with softplus for stability
     return F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
 
 
 def generator_loss(loss: str, logits_fake: torch.Tensor) -> torch.Tensor:
-    if loss == "hinge":
+    if loss in ("hinge", "wgan-gp"):
         return -logits_fake.mean()
+    if loss == "lsgan":
+        return 0.5 * (logits_fake - 1).square().mean()
+    if loss == "saturating":
+        # minimise log(1 - D(G(z))) = -softplus(logit): its gradient, -D(G(z)), vanishes as D rejects the fakes
+        return -F.softplus(logits_fake).mean()
     # non-saturating: maximise log D(G(z)) rather than minimise log(1 - D(G(z)))
     return F.softplus(-logits_fake).mean()
+
+
+def gradient_penalty(
+    D: nn.Module, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None, mix: torch.Tensor
+) -> torch.Tensor:
+    """Mean (|grad_x D(x)| - 1)^2 at x = mix * real + (1 - mix) * fake, with `mix` (B, 1, 1, 1) in [0, 1]."""
+    mixed = (mix * real + (1 - mix) * fake).requires_grad_(True)
+    scores = D(mixed, y).float()
+    (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)  # (B, 1, 28, 28)
+    norms = (grad.flatten(1).square().sum(1) + 1e-12).sqrt()  # the epsilon keeps the norm differentiable at 0
+    return (norms - 1).square().mean()
+
+
+def d_belief(loss: str, logits: torch.Tensor) -> torch.Tensor | None:
+    """D's outputs as beliefs that images are real (0 to 1), for charts; None for a wgan-gp critic."""
+    if loss == "wgan-gp":
+        return None
+    if loss == "lsgan":
+        return logits  # its targets are 1 (real) and 0 (fake): the output reads as a belief already
+    return torch.sigmoid(logits)
 
 
 class Trainer:
@@ -142,6 +237,7 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
         self.noise = torch.Generator().manual_seed(config.seed + 1)
         self.fixed_z, self.fixed_labels = fixed_noise(config)
+        self.schedule = config.scheduled_changes
         self.epoch = 0  # the epoch in progress (0-based); equals config.epochs when training is done
         self.batch = 0  # batches done in the epoch in progress
         self.step = 0
@@ -166,36 +262,53 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def train_step(self, real: torch.Tensor, labels: torch.Tensor) -> StepMetrics:
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor, players: str = "dg") -> StepMetrics:
+        """One step on a batch: `d_steps` D updates (each with fresh noise) and one G update, or only D's part
+        ("d") or G's part ("g"). The player not updated is still measured: its loss against the other."""
         started = time.perf_counter()
         loss_name = self.config.loss
         y = labels if self.config.conditional else None
-        z = torch.randn(real.size(0), self.config.latent_dim, generator=self.noise).to(self.device)
+        update_d, update_g = "d" in players, "g" in players
+        grad_norm_d = grad_norm_g = 0.0
 
-        # (1) Update D: maximise log D(x) + log(1 - D(G(z)))
-        self.D.requires_grad_(True)
-        with self._autocast():
-            fake = self.G(z, y)
-            logits_real = self.D(real, y).float()
-            logits_fake = self.D(fake.detach(), y).float()
-        loss_d = discriminator_loss(loss_name, logits_real, logits_fake)
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self._check_finite("D", loss_d)
-        grad_norm_d = _grad_norm(self.D)
-        self.opt_d.step()
+        # (1) Update D: maximise log D(x) + log(1 - D(G(z))) (or the chosen loss), d_steps times
+        self.D.requires_grad_(update_d)
+        # A D-only step leaves all of G as it was: its batch-norm statistics too, which drawing the fakes would move.
+        g_buffers = None if update_g else [buffer.clone() for buffer in self.G.buffers()]
+        for _ in range(self.config.discriminator_steps if update_d else 1):
+            z = torch.randn(real.size(0), self.config.latent_dim, generator=self.noise).to(self.device)
+            with self._autocast(), torch.set_grad_enabled(update_g):
+                fake = self.G(z, y)
+            with self._autocast(), torch.set_grad_enabled(update_d):
+                logits_real = self.D(real, y).float()
+                logits_fake = self.D(fake.detach(), y).float()
+            loss_d = discriminator_loss(loss_name, logits_real, logits_fake)
+            if loss_name == "wgan-gp" and update_d:
+                mix = torch.rand(real.size(0), 1, 1, 1, generator=self.noise).to(self.device)
+                loss_d = loss_d + GP_WEIGHT * gradient_penalty(self.D, real, fake.detach().float(), y, mix)
+            if update_d:
+                self.opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                self._check_finite("D", loss_d)
+                grad_norm_d = _grad_norm(self.D)
+                self.opt_d.step()
+
+        if g_buffers is not None:
+            for buffer, saved in zip(self.G.buffers(), g_buffers):
+                buffer.copy_(saved)
 
         # (2) Update G: maximise log D(G(z)); D's weights are frozen so their gradients are not computed
         self.D.requires_grad_(False)
-        with self._autocast():
+        with self._autocast(), torch.set_grad_enabled(update_g):
             logits_gen = self.D(fake, y).float()
         loss_g = generator_loss(loss_name, logits_gen)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self._check_finite("G", loss_g)
-        grad_norm_g = _grad_norm(self.G)
-        self.opt_g.step()
-        self._update_ema()
+        if update_g:
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self._check_finite("G", loss_g)
+            grad_norm_g = _grad_norm(self.G)
+            self.opt_g.step()
+            self._update_ema()
 
         self.step += 1
         self.batch += 1
@@ -204,18 +317,21 @@ class Trainer:
         self.seconds += elapsed
         rate = real.size(0) / max(elapsed, 1e-9)
         self._rate = rate if self._rate == 0 else 0.9 * self._rate + 0.1 * rate
+        belief_real, belief_fake = d_belief(loss_name, logits_real), d_belief(loss_name, logits_fake)
         return StepMetrics(
             step=self.step,
             epoch=self.epoch,
             batch=self.batch,
             loss_d=loss_d.item(),
             loss_g=loss_g.item(),
-            d_real=torch.sigmoid(logits_real).mean().item(),
-            d_fake=torch.sigmoid(logits_fake).mean().item(),
+            d_real=None if belief_real is None else belief_real.mean().item(),
+            d_fake=None if belief_fake is None else belief_fake.mean().item(),
             grad_norm_d=grad_norm_d,
             grad_norm_g=grad_norm_g,
             images_per_sec=self._rate,
             seconds=self.seconds,
+            wasserstein=(logits_real.mean() - logits_fake.mean()).item() if loss_name == "wgan-gp" else None,
+            players=players,
         )
 
     def _check_finite(self, network: str, loss: torch.Tensor) -> None:
@@ -227,7 +343,7 @@ class Trainer:
             )
 
     @torch.no_grad()
-    def _update_ema(self) -> None:
+    def _update_ema(self) -> None:  # after each G update
         # Warm-up: early on, the average follows G closely instead of dragging in the random initial weights.
         decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
         ema_params, params = list(self.G_ema.parameters()), list(self.G.parameters())
@@ -241,9 +357,13 @@ class Trainer:
         on_step: Callable[[StepMetrics], None] | None = None,
         on_epoch_end: Callable[[int], None] | None = None,
         max_seconds: float | None = None,
+        on_change: ChangeCallback | None = None,
+        before_requested_step: Callable[[str], None] | None = None,
     ) -> str:
         """Train until the configured epochs are done ("finished"), a stop ("stopped") or the time budget
-        ("time_budget"). `on_epoch_end(n)` is called with the number of epochs completed."""
+        ("time_budget"). `on_epoch_end(n)` is called with the number of epochs completed, `on_change` with each
+        setting changed (requested through `control` or scheduled by the config's `set_at`), and
+        `before_requested_step(players)` just before a step asked for through `control.step`."""
         control = control or Control()
         self.G.train()
         self.D.train()
@@ -252,12 +372,13 @@ class Trainer:
                 self.data, self.config.batch_size, self.config.seed, self.epoch, self.batch, self.config.steps_per_epoch
             )
             for real, labels in epoch_batches:
-                control.wait_while_paused()
-                if control.stop_requested:
-                    return "stopped"
-                if max_seconds is not None and self.seconds >= max_seconds:
-                    return "time_budget"
-                metrics = self.train_step(real, labels)
+                players, requested = self._next_step(control, max_seconds, on_change)
+                if players in ("stopped", "time_budget"):
+                    return players
+                if requested and before_requested_step:
+                    before_requested_step(players)
+                full = players == "dg"
+                metrics = self.train_step(real, labels) if full else self.train_step(real, labels, players)
                 if on_step:
                     on_step(metrics)
             self.epoch += 1
@@ -265,6 +386,57 @@ class Trainer:
             if on_epoch_end:
                 on_epoch_end(self.epoch)
         return "finished"
+
+    def _next_step(
+        self, control: Control, max_seconds: float | None, on_change: ChangeCallback | None
+    ) -> tuple[str, bool]:
+        """Wait while paused, applying changes as they come; the players of the next step and whether it was
+        requested through `control.step`, or why to end."""
+        while True:
+            control.wait_for_work()
+            for field, value in control.take_changes():
+                self._apply_change(field, value, on_change)
+            for scheduled in self.schedule:
+                if scheduled.step == self.step:
+                    self._apply_change(scheduled.field, scheduled.value, on_change)
+            if control.stop_requested:
+                return "stopped", False
+            if max_seconds is not None and self.seconds >= max_seconds:
+                return "time_budget", False
+            players = control.take_step()
+            if players is not None:
+                return players, True
+            if not control.paused:
+                return "dg", False
+
+    def _apply_change(self, field: str, value: Any, on_change: ChangeCallback | None) -> ChangeRecord | None:
+        """Set a changeable setting for the steps to come; a value equal to the current one changes nothing
+        (so a scheduled change met again after a resume is not recorded twice)."""
+        old = getattr(self.config, field)
+        if old == value and type(old) is type(value):
+            return None
+        try:
+            self.config = self.config.replace(**{field: value})
+        except ConfigError:
+            return None  # callers check values before asking; a bad one must not end the run
+        self._sync_settings()
+        change = ChangeRecord(self.step, field, old, value)
+        if on_change:
+            on_change(change)
+        return change
+
+    def apply_change(self, field: str, value: Any) -> ChangeRecord | None:
+        """Change a setting now, between steps (the loop is not running): for scripts and tests."""
+        if field not in CHANGEABLE:
+            raise ConfigError(field, value, f"not a setting that can change mid-run; those are {', '.join(CHANGEABLE)}")
+        self.config.replace(**{field: value})  # raises on a bad value
+        return self._apply_change(field, value, None)
+
+    def _sync_settings(self) -> None:
+        for group in self.opt_g.param_groups:
+            group["lr"] = self.config.lr_g
+        for group in self.opt_d.param_groups:
+            group["lr"] = self.config.lr_d
 
     @torch.inference_mode()
     def sample_fixed(self) -> torch.Tensor:
@@ -292,6 +464,7 @@ class Trainer:
             "opt_d": self.opt_d.state_dict(),
             "rng": {"noise": self.noise.get_state()},
             "position": self.position(),
+            "settings": self.config.changeable(),  # as changed mid-run so far
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -304,6 +477,9 @@ class Trainer:
         position = state["position"]
         self.epoch, self.batch, self.step = int(position["epoch"]), int(position["batch"]), int(position["step"])
         self.images_seen, self.seconds = int(position["images_seen"]), float(position["seconds"])
+        settings = state.get("settings") or {}  # absent from checkpoints written before settings could change
+        self.config = self.config.replace(**{name: settings[name] for name in CHANGEABLE if name in settings})
+        self._sync_settings()
 
 
 def _grad_norm(module: nn.Module) -> float:

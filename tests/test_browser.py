@@ -147,3 +147,43 @@ def walk_through(page, url: str, screens: Screens) -> None:
     page.get_by_text("Real unseen (test) digits are typically").wait_for(timeout=60_000)
     page.get_by_text("moved by the sliders").wait_for(timeout=60_000)  # the last section
     screens.take("06-latent-space")
+
+
+def test_a_learning_rate_changed_while_training_is_marked_on_the_chart(server, tmp_path):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.set_default_timeout(60_000)
+        screens = Screens(page, tmp_path)
+        try:
+            change_while_training(page, server, screens)
+        except Exception:
+            screens.take("change-failed")
+            raise
+        finally:
+            browser.close()
+
+
+def change_while_training(page, url: str, screens: Screens) -> None:
+    page.goto(url)
+    page.get_by_text("Settings for a new run").click()
+    for label, value in {**RUN_SETTINGS, "Run name": "changed", "Epochs": "1"}.items():
+        fill(page, label, value)
+    page.get_by_text("Advanced", exact=True).click()
+    for label, value in {**ADVANCED_SETTINGS, "Batches per epoch": "100000"}.items():
+        fill(page, label, value)
+    page.get_by_text("Score each epoch with the digit judge").click()
+    page.get_by_role("button", name="Start training").click()
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=TRAINING_WAIT)
+
+    page.get_by_text("Experiment: change settings, step one player").click()
+    form = page.locator("[data-testid='stForm']").filter(has_text="Change while it trains")
+    field = form.get_by_label("D learning rate", exact=True)
+    field.fill("0.002")
+    field.press("Tab")
+    form.get_by_role("button", name="Apply").click()
+    marker = page.locator("[data-testid='stPlotlyChart']").first.get_by_text("lr_d=0.002")
+    marker.wait_for(timeout=TRAINING_WAIT)
+    screens.take("07-learning-rate-changed")
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("Stopped", exact=True).first.wait_for(timeout=TRAINING_WAIT)

@@ -191,3 +191,4 @@ def test_each_epoch_is_scored_into_the_history_and_shown_by_eval(judge, root, ca
     printed = capsys.readouterr().out
     score_rows = [line for line in printed.splitlines() if line.startswith("epoch 2")]  # then per-digit FID
     assert f"{scores[1].fid:>8.2f}" in score_rows[0] and "real train vs test" in printed
+    assert "diagnosis:" in printed, "the scores end with the diagnosis of the run"

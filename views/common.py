@@ -20,19 +20,22 @@ from PIL import Image
 from gan.checkpoints import Run, RunInfo, default_root, list_runs, load_generator
 from gan.config import Config
 from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
-from gan.history import EpochRecord, History, StepRecord
+from gan.history import ChangeRecord, EpochRecord, History, StepRecord
 from gan.images import png_bytes
 from gan.latent import Directions, principal_directions, typical_distance
 from gan.series import smooth, thin
 from gan.session import TrainingSession
 
-COLORS = {"loss_d": "#1f77b4", "loss_g": "#ff7f0e", "d_real": "#2ca02c", "d_fake": "#d62728"}
+COLORS = {"loss_d": "#1f77b4", "loss_g": "#ff7f0e", "d_real": "#2ca02c", "d_fake": "#d62728", "wasserstein": "#8c564b"}
+CHANGE_COLOR = "#9467bd"  # lines where a setting changed mid-run
 LABELS = {
     "loss_d": "D loss",
     "loss_g": "G loss",
     "d_real": "D(x): real judged real",
     "d_fake": "D(G(z)): fake judged real",
+    "wasserstein": "critic's D(x) - D(G(z))",
 }
+CRITIC_TITLE = "wgan-gp critic: its estimate of the distance to the real digits"
 CHART_POINTS = 3000  # thin long histories before plotting; the browser need not draw 50,000 points
 HIGHLIGHT = "#7f7f7f"  # the chosen epoch's line
 STOP_WAIT = 10.0  # seconds to let a released job save its state and end
@@ -238,9 +241,11 @@ def metric_figure(
     highlight: Marker | None = None,
     height: int = 300,
     points: int = CHART_POINTS,
+    changes: Sequence[Marker] = (),
 ) -> go.Figure:
-    """Raw values (faint) and their smoothed curve (solid) against the step, with optional epoch lines; each curve
-    thinned to about `points` points after smoothing.
+    """Raw values (faint) and their smoothed curve (solid) against the step, with optional epoch lines and labelled
+    lines where settings changed mid-run; each curve thinned to about `points` points after smoothing. Missing
+    values (None: a wgan-gp critic has no beliefs) leave gaps.
 
     Built in one go from plain dicts: adding shapes one by one (add_vline) costs plotly ~10 ms each, which a
     live chart cannot afford."""
@@ -248,8 +253,14 @@ def metric_figure(
     traces = []
     for name in names:
         raw = [getattr(record, name) for record in records]
-        traces += curves(steps, raw, smooth(raw, smoothing), name, points)
+        traces += curves(steps, raw, smooth_gaps(raw, smoothing), name, points)
     shapes = [vertical_line(marker.step, 1, "dot", "rgba(128,128,128,0.5)") for marker in markers]
+    annotations = []
+    for change in changes:  # labelled in the plot, turned upright along the line, so that several stay apart
+        shapes.append(vertical_line(change.step, 2, "dash", CHANGE_COLOR))
+        annotations.append({"x": change.step, "xref": "x", "y": 0.98, "yref": "paper", "text": change.label,
+                            "showarrow": False, "xanchor": "left", "yanchor": "top", "textangle": -90,
+                            "font": {"size": 11, "color": CHANGE_COLOR}})  # fmt: skip
     if highlight is not None:  # named in the legend, where its label cannot overlap the legend or the curves
         line = vertical_line(highlight.step, 2, "dash", HIGHLIGHT)
         shapes.append({**line, "name": highlight.label, "showlegend": True})
@@ -263,12 +274,31 @@ def metric_figure(
         xaxis={"title": {"text": "step"}},
         hovermode="x unified",
         shapes=shapes,
+        annotations=annotations,
     )
     return go.Figure({"data": traces, "layout": layout}, skip_invalid=False)
 
 
 def epoch_markers(epoch_records: Sequence[EpochRecord]) -> list[Marker]:
     return [Marker(record.step, f"epoch {record.epoch}") for record in epoch_records]
+
+
+def change_markers(change_records: Sequence[ChangeRecord]) -> list[Marker]:
+    """A labelled line per setting changed mid-run, where it took effect (after its step)."""
+    return [Marker(record.step, f"{record.field}={format_value(record.new)}") for record in change_records]
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "auto"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def smooth_gaps(values: Sequence[float | None], weight: float) -> list[float | None]:
+    """`smooth` over the present values, with the gaps (None) kept where they were."""
+    present = smooth([value for value in values if value is not None], weight)
+    filled = iter(present)
+    return [None if value is None else next(filled) for value in values]
 
 
 def scores_figure(histogram: Sequence[float]) -> go.Figure:

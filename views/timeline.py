@@ -16,10 +16,10 @@ from PIL import Image
 
 from gan.checkpoints import Run, RunInfo
 from gan.files import FileError, read_capped
-from gan.history import EpochRecord, History
+from gan.history import ChangeRecord, EpochRecord, History
 from gan.images import enlarge, progression_gif
 from gan.series import evenly
-from views import common, inside
+from views import common, experiment, inside
 
 PLAY_FRAMES = 40  # at most this many epochs in the in-page animation
 PLAY_SECONDS = 0.35
@@ -185,17 +185,27 @@ def charts(history: History, record: EpochRecord | None, epoch: int) -> None:
         st.caption("No steps logged for this run.")
         return
     highlight = common.Marker(record.step, f"epoch {epoch}") if record else None
+    changes = common.change_markers([entry for entry in history if isinstance(entry, ChangeRecord)])
     smoothing = st.slider(
         "Smoothing", 0.0, 0.99, 0.6, 0.01, key="timeline_smoothing", width=320, help="Exponential moving average."
     )
     st.plotly_chart(
-        common.metric_figure(steps, ("loss_d", "loss_g"), "Losses", smoothing, highlight=highlight),
+        common.metric_figure(steps, ("loss_d", "loss_g"), "Losses", smoothing, highlight=highlight, changes=changes),
         key="timeline_losses",
     )
     st.plotly_chart(
-        common.metric_figure(steps, ("d_real", "d_fake"), "What D believes", smoothing, highlight=highlight),
+        common.metric_figure(
+            steps, ("d_real", "d_fake"), "What D believes", smoothing, highlight=highlight, changes=changes
+        ),
         key="timeline_beliefs",
     )
+    if any(entry.wasserstein is not None for entry in steps):
+        st.plotly_chart(
+            common.metric_figure(
+                steps, ("wasserstein",), common.CRITIC_TITLE, smoothing, highlight=highlight, changes=changes
+            ),
+            key="timeline_critic",
+        )
 
 
 def timeline(info: RunInfo, live: bool) -> None:
@@ -234,6 +244,8 @@ def timeline(info: RunInfo, live: bool) -> None:
         charts(history, records.get(epoch), epoch)
     st.subheader(f"Scores at epoch {epoch}")
     show_scores(records.get(epoch), info.config.conditional)
+    st.subheader("Diagnosis")
+    experiment.diagnosis(history)
     scores_over_time(records, epoch)
     frames = inside.look_inside(run, name, epoch, info.config.conditional, records)
     compare(run, name, epochs)

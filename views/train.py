@@ -18,7 +18,7 @@ from gan.runner import RunError, continue_target
 from gan.series import format_duration
 from gan.session import Snapshot, Status
 from gan.train import FIXED_SAMPLES
-from views import common
+from views import common, experiment
 
 FORM_SETTINGS = tuple(setting for setting in SETTINGS.values() if setting.section)  # the preset has its own box
 PRESET_NAMES = {
@@ -225,14 +225,26 @@ def job_charts(live: bool) -> None:
         help="Exponential moving average of the curves, as in TensorBoard. 0 shows raw values.",
     )
     markers = common.epoch_markers(snapshot.epoch_records)
+    changes = common.change_markers(snapshot.changes)
     records = snapshot.history
     for names, title, key in LIVE_CHARTS:
-        figure = common.metric_figure(records, names, title, smoothing, markers, points=LIVE_CHART_POINTS)
+        figure = common.metric_figure(
+            records, names, title, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes
+        )
         st.plotly_chart(figure, key=key)
-    caption = "Dotted lines mark the ends of epochs. D(x) high and D(G(z)) low means D is winning for now."
+    if any(record.wasserstein is not None for record in records):
+        critic = (("wasserstein",), common.CRITIC_TITLE)
+        figure = common.metric_figure(records, *critic, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes)
+        st.plotly_chart(figure, key="live_critic")
+    caption = (
+        "Dotted lines mark the ends of epochs, dashed purple lines the settings changed mid-run. D(x) high and "
+        "D(G(z)) low means D is winning for now. A wgan-gp critic's scores are not beliefs: while it trains that "
+        "chart pauses and a third shows the critic's D(x) - D(G(z)), which falls as G's digits get closer to real."
+    )
     if live:
         caption += f" While training, charts refresh every {CHARTS_EVERY:.0f} s and samples every {STATUS_EVERY:.0f} s."
     st.caption(caption)
+    experiment.diagnosis([*snapshot.history, *snapshot.epoch_records])
 
 
 def job_panel(snapshot: Snapshot) -> None:
@@ -241,6 +253,10 @@ def job_panel(snapshot: Snapshot) -> None:
     live = snapshot.active and st.session_state.get("live_view", True)
     st.html(STILL_PROGRESS_BAR)
     job_header(snapshot)
+    if snapshot.status in (Status.RUNNING, Status.PAUSED):
+        with st.expander("Experiment: change settings, step one player", icon=":material/science:"):
+            experiment.live_settings(snapshot, session)
+            experiment.step_through(snapshot, session)
     progress_box = st.container()
     charts, samples = st.columns([3, 2], gap="large")
     st.fragment(job_status, run_every=STATUS_EVERY if live else None)(snapshot.status, live, progress_box, samples)
@@ -380,6 +396,8 @@ def page() -> None:
         with settings:
             settings_form(snapshot.active)
     continue_panel(selected, snapshot.active)
+    with st.expander("Failure recipes: reproduce a classic failure", icon=":material/science:"):
+        experiment.recipes(session, snapshot.active)
 
 
 page()

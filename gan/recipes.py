@@ -1,0 +1,115 @@
+"""Failure recipes: settings that reproduce a classic GAN failure within a few minutes on a laptop CPU.
+
+Each recipe is a named set of config values with a short explanation of what to watch and what it teaches; the
+CLI (`python -m gan train --recipe NAME`) and the app's recipe buttons both start runs from here. Every recipe
+was run and scored, and its grid looked at: the figures are in the README.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gan.config import Config, ConfigError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    title: str
+    what: str  # what goes wrong, in one sentence
+    watch: str  # what to look at on the charts and samples
+    teaches: str
+    settings: dict[str, Any] = field(default_factory=dict)  # Config.for_preset arguments, the preset included
+
+    def config(self, **overrides: Any) -> Config:
+        """The recipe's config; explicit overrides (None means 'not given') win."""
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return Config.for_preset(**{**self.settings, **given})
+
+    @property
+    def explanation(self) -> str:
+        return f"{self.title}: {self.what} Watch: {self.watch} It teaches: {self.teaches}"
+
+
+# Small networks and short epochs: each recipe fails within its first minutes on a laptop CPU (and its epochs,
+# each saved with a grid and scores, come every few seconds); the failures do not depend on the size.
+_CONV = {"preset": "dcgan", "width": 16, "batch_size": 64}
+_SMALL = {"preset": "classic", "width": 64, "latent_dim": 32, "batch_size": 64, "steps_per_epoch": 400, "epochs": 30}
+
+RECIPES: dict[str, Recipe] = {
+    recipe.name: recipe
+    for recipe in (
+        Recipe(
+            name="mode-collapse",
+            title="Mode collapse",
+            what="once G draws rough digits, D stops learning (its learning rate drops to 1e-6 at step 1,200, a "
+            "scheduled change): G, chasing a D that no longer adapts, maps every noise vector to the one image D "
+            "likes best.",
+            watch="after the marked change, the grid turning into 100 copies of one shape within an epoch, the digits "
+            "covered falling to one, while D(G(z)) rises and G's loss falls as if G were winning.",
+            teaches="it is D's constant adaptation that pushes G to cover every digit: a G that beats a fixed D "
+            "collapses onto D's favourite, and calm or falling G losses do not mean a good generator.",
+            settings={
+                **_SMALL,
+                "lr_g": 1e-3,
+                "lr_d": 2e-4,
+                "ema_decay": 0.99,
+                "set_at": ("1200:lr_d=0.000001",),
+                "epochs": 8,
+            },  # fmt: skip
+        ),
+        Recipe(
+            name="vanishing-gradients",
+            title="Vanishing gradients",
+            what="the original minimax G loss, log(1 - D(G(z))), against a D that learns faster: once D rejects the "
+            "fakes, the loss is flat and G's gradient is near zero.",
+            watch="D(G(z)) dropping to about 0 within the first steps, G's gradient norm falling, and the samples "
+            "staying noise.",
+            teaches="why practical GANs train G to maximise log D(G(z)) instead (the bce loss): same fixed point, "
+            "strong gradients exactly when G is losing.",
+            settings={**_SMALL, "loss": "saturating", "lr_d": 1e-3, "lr_g": 1e-4, "d_steps": 2},
+        ),
+        Recipe(
+            name="overpowered-d",
+            title="Overpowered discriminator",
+            what="D takes five steps at a high learning rate for every small G step, so it always wins.",
+            watch="D(x) pinned near 1 and D(G(z)) near 0, D's loss near 0 and G's loss high; G's gradients are "
+            "large (the non-saturating loss keeps them so) but its small steps never catch up, and the samples stay "
+            "noise.",
+            teaches="a GAN is a balance: a perfect D gives G nothing to learn from, so D is kept no stronger than "
+            "it needs to be.",
+            settings={**_SMALL, "d_steps": 5, "lr_d": 2e-3, "lr_g": 2e-5, "epochs": 10},
+        ),
+        Recipe(
+            name="unstable",
+            title="Unstable training",
+            what="learning rates five times the classic preset's 2e-4, with Adam's usual momentum (beta1 0.9, where "
+            "GANs use 0.5): each player overshoots the other.",
+            watch="the losses, D(x) and D(G(z)) swinging instead of settling, and the samples jumping from one kind "
+            "of noise to another from epoch to epoch instead of sharpening into digits, until G's outputs saturate "
+            "and D wins for good.",
+            teaches="GANs need small steps: the two players chase a moving target, and large steps make them orbit "
+            "the balance instead of reaching it.",
+            settings={**_SMALL, "lr_g": 1e-3, "lr_d": 1e-3, "beta1": 0.9},
+        ),
+        Recipe(
+            name="checkerboard",
+            title="Checkerboard artefacts",
+            what="G's transposed convolutions use a 3x3 kernel with stride 2, so neighbouring output pixels receive "
+            "different numbers of kernel taps.",
+            watch="a regular grid of dots over the blobs that are becoming digits, in every epoch's samples (five "
+            "epochs of 20 steps, so the Timeline shows each); a dcgan run with the same settings shows none. Trained "
+            "on, G learns to hide it within a few hundred steps.",
+            teaches="why generators use kernels divisible by the stride (4 with stride 2, as in every other preset "
+            "here) or resize-then-convolve.",
+            settings={**_CONV, "g_kernel": 3, "steps_per_epoch": 20, "epochs": 5},
+        ),
+    )
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ConfigError("recipe", name, f"one of {', '.join(RECIPES)}")
+    return RECIPES[name]

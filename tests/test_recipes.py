@@ -1,0 +1,43 @@
+"""Failure recipes: each is a valid config with its explanation, and the CLI starts one by name."""
+
+import pytest
+
+from gan.__main__ import main
+from gan.checkpoints import Run
+from gan.config import Config, ConfigError
+from gan.recipes import RECIPES, get_recipe
+
+TINY = ["--width", "4", "--batch-size", "16", "--latent-dim", "8", "--steps-per-epoch", "3", "--epochs", "1"]
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_each_recipe_is_a_valid_config_with_an_explanation(name):
+    recipe = get_recipe(name)
+    config = recipe.config()
+    assert isinstance(config, Config) and config.evaluate, "a recipe is judged by its scores"
+    assert all(part and part[-1] == "." for part in (recipe.what, recipe.watch, recipe.teaches))
+    assert recipe.title in recipe.explanation and recipe.watch in recipe.explanation
+
+
+def test_recipes_fail_in_the_ways_they_name():
+    assert get_recipe("vanishing-gradients").config().loss == "saturating"
+    overpowered = get_recipe("overpowered-d").config()
+    assert overpowered.discriminator_steps > 1 and overpowered.lr_d > 10 * overpowered.lr_g
+    (freeze,) = get_recipe("mode-collapse").config().scheduled_changes
+    assert freeze.field == "lr_d" and freeze.value <= 0.01 * get_recipe("mode-collapse").config().lr_d
+    assert get_recipe("checkerboard").config().g_kernel % 2 == 1, "a kernel the stride 2 does not divide"
+    unstable, healthy = get_recipe("unstable").config(), Config.for_preset("classic")
+    assert unstable.lr_g >= 5 * healthy.lr_g and unstable.lr_d >= 5 * healthy.lr_d and unstable.beta1 > healthy.beta1
+
+
+def test_an_unknown_recipe_names_the_known_ones():
+    with pytest.raises(ConfigError, match="one of mode-collapse, vanishing-gradients"):
+        get_recipe("explode")
+
+
+def test_the_cli_starts_a_recipe_and_explains_it(tmp_path, capsys):
+    assert main(["--root", str(tmp_path), "train", "--recipe", "unstable", "--run", "wobbly", "--no-eval", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Unstable training: learning rates") and "diagnosis:" in out
+    config = Run.at("wobbly", tmp_path).config()
+    assert config.lr_g == get_recipe("unstable").config().lr_g and config.width == 4, "flags given still win"

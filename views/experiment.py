@@ -1,0 +1,224 @@
+"""The Train page's experiment controls: change settings of the job while it runs or is paused, step one player at
+a time while paused (with D's outputs, the losses and the samples before and after), start a failure recipe with
+one click, and the diagnosis of what the charts show.
+
+Widgets and layout only: the session does the work, gan/ computes every number.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from gan.checkpoints import CheckpointError
+from gan.config import LOSSES, ConfigError
+from gan.diagnose import diagnose
+from gan.images import enlarge_png
+from gan.recipes import RECIPES
+from gan.runner import RunError
+from gan.session import Snapshot, Status, TrainingSession
+from gan.stepthrough import STEP_NAMES, Probe, StepThrough
+from views import common
+
+LIVE_FIELDS = {
+    "lr_g": "G learning rate",
+    "lr_d": "D learning rate",
+    "d_steps": "D steps per G step",
+    "loss": "Loss",
+    "ema_decay": "EMA decay",
+}
+REPLY_SECONDS = 10.0  # how long a button waits for the job to take its request, so the redraw shows the result
+
+
+def wait_for(condition, seconds: float = REPLY_SECONDS) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+# --- settings that change mid-run -------------------------------------------------------------------------------
+
+
+def fill_live_form(snapshot: Snapshot) -> None:
+    """Show the job's current values; refilled when the run or its changes are not the ones the form shows."""
+    state, config = st.session_state, snapshot.config
+    shown_for = (snapshot.run_name, len(snapshot.changes))
+    if state.get("live_for") == shown_for:
+        return
+    state["live_for"] = shown_for
+    for field in LIVE_FIELDS:
+        value = getattr(config, field)
+        state[f"live_{field}"] = 0 if field == "d_steps" and value is None else value
+
+
+def apply_changes(session: TrainingSession) -> None:
+    """Send every field whose value differs from the job's; all are checked before any is sent."""
+    state, snapshot = st.session_state, session.snapshot()
+    config = snapshot.config
+    wanted = {field: state[f"live_{field}"] for field in LIVE_FIELDS}
+    wanted["d_steps"] = wanted["d_steps"] or None  # 0 means the loss's default
+    changed = {field: value for field, value in wanted.items() if value != getattr(config, field)}
+    try:
+        config.replace(**changed)
+    except ConfigError as error:
+        state["live_error"] = f"**{LIVE_FIELDS.get(error.field, error.field)}**: {common.plain(error)}"
+        return
+    state["live_error"] = None
+    before = len(snapshot.changes)
+    sent = sum(session.change(field, value) for field, value in changed.items())
+    wait_for(lambda: len(session.snapshot().changes) >= before + sent)
+
+
+def live_settings(snapshot: Snapshot, session: TrainingSession) -> None:
+    if snapshot.status not in (Status.RUNNING, Status.PAUSED) or snapshot.config is None:
+        return
+    fill_live_form(snapshot)
+    with st.form("live_settings"):
+        st.markdown("**Change while it trains**: from the next step, marked on the charts and kept with the run.")
+        columns = st.columns(5)
+        columns[0].number_input(LIVE_FIELDS["lr_g"], key="live_lr_g", step=1e-4, format="%.5f")
+        columns[1].number_input(LIVE_FIELDS["lr_d"], key="live_lr_d", step=1e-4, format="%.5f")
+        columns[2].number_input(
+            LIVE_FIELDS["d_steps"], key="live_d_steps", step=1, min_value=0, help="0: the loss's own (5 for wgan-gp)."
+        )
+        columns[3].selectbox(
+            LIVE_FIELDS["loss"],
+            LOSSES,
+            key="live_loss",
+            help="saturating: the original minimax G loss; wgan-gp: a critic with a gradient penalty.",
+        )
+        columns[4].number_input(LIVE_FIELDS["ema_decay"], key="live_ema_decay", step=0.001, format="%.4f")
+        st.form_submit_button(
+            "Apply", key="live_apply", icon=":material/tune:", on_click=apply_changes, args=(session,)
+        )
+    if st.session_state.get("live_error"):
+        st.error(st.session_state["live_error"])
+
+
+# --- one player at a time ---------------------------------------------------------------------------------------
+
+
+def take_step(session: TrainingSession, players: str) -> None:
+    shown = session.snapshot().step_through
+    if session.step(players):
+        wait_for(lambda: session.snapshot().step_through is not shown)
+
+
+def outputs_figure(before: Sequence[float], after: Sequence[float], title: str, scale: str) -> go.Figure:
+    chart = go.Figure()
+    # Beliefs on a fixed 0-to-1 axis, so that a step's shift reads at a glance; a critic's scores are unbounded.
+    belief = scale != "critic score"
+    bins = {"xbins": {"start": 0.0, "end": 1.0, "size": 0.025}} if belief else {"nbinsx": 30}
+    for values, name, color in ((before, "before", "#7f7f7f"), (after, "after", "#9467bd")):
+        chart.add_histogram(x=list(values), name=name, opacity=0.6, marker={"color": color}, **bins)
+    chart.update_layout(
+        barmode="overlay",
+        title={"text": title, "font": {"size": 14}},
+        height=220,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis={"title": scale, **({"range": [0, 1]} if belief else {})},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+    )
+    return chart
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def before_and_after(shown: StepThrough) -> None:
+    before, after = shown.before, shown.after
+    st.markdown(f"**{shown.title}**, step {before.step} → {after.step}, on the probe digits and fakes:")
+    columns = st.columns(4)
+    columns[0].metric("D loss", f"{after.loss_d:.3f}", f"{after.loss_d - before.loss_d:+.3f}", delta_color="off")
+    columns[1].metric("G loss", f"{after.loss_g:.3f}", f"{after.loss_g - before.loss_g:+.3f}", delta_color="off")
+    columns[2].metric("mean D(x)", f"{mean(after.d_real):.3f}", f"{mean(after.d_real) - mean(before.d_real):+.3f}")
+    columns[3].metric("mean D(G(z))", f"{mean(after.d_fake):.3f}", f"{mean(after.d_fake) - mean(before.d_fake):+.3f}")
+    left, right = st.columns(2)
+    left.plotly_chart(
+        outputs_figure(before.d_real, after.d_real, "D(x) on 100 real digits", after.scale), key="step_real"
+    )
+    right.plotly_chart(
+        outputs_figure(before.d_fake, after.d_fake, "D(G(z)) on the 100 fixed-noise fakes", after.scale),
+        key="step_fake",
+    )
+    grids(before, after)
+
+
+def grids(before: Probe, after: Probe) -> None:
+    left, right = st.columns(2)
+    left.image(enlarge_png(before.grid_png, 2), caption=f"G's samples before (step {before.step})")
+    right.image(enlarge_png(after.grid_png, 2), caption=f"after (step {after.step})")
+    if before.grid_png == after.grid_png:
+        st.caption("The samples are identical: a D step leaves G untouched.")
+
+
+def step_through(snapshot: Snapshot, session: TrainingSession) -> None:
+    if snapshot.status not in (Status.RUNNING, Status.PAUSED):
+        return
+    paused = snapshot.status == Status.PAUSED
+    with st.container(horizontal=True):
+        for players, name in STEP_NAMES.items():
+            st.button(
+                name,
+                key=f"step_{players}",
+                disabled=not paused,
+                on_click=take_step,
+                args=(session, players),
+                help="Trains one step on the next batch; it counts as training (saved, resumed).",
+            )
+    if not paused:
+        st.caption("Pause to step one player at a time and see what a single step does.")
+    elif snapshot.step_through is not None and snapshot.step_through.after.step == snapshot.step:
+        before_and_after(snapshot.step_through)
+
+
+# --- failure recipes ----------------------------------------------------------------------------------------------
+
+
+def start_recipe(session: TrainingSession, name: str) -> None:
+    state = st.session_state
+    run_name = common.default_run_name(name)
+    try:
+        started = session.start(RECIPES[name].config(), run_name)
+    except (CheckpointError, RunError) as error:
+        state["recipe_error"] = common.plain(error)
+        return
+    state["recipe_error"] = None if started else "A job is already running on this server. Stop it first."
+    if started:
+        state["run"] = run_name
+
+
+def recipes(session: TrainingSession, active: bool) -> None:
+    st.caption(
+        "Each recipe starts a short run that reproduces a classic failure within a few minutes. Watch the charts "
+        "and samples, then compare it with a healthy run on the Compare page."
+    )
+    for recipe in RECIPES.values():
+        with st.container(border=True):
+            st.button(
+                recipe.title,
+                key=f"recipe_{recipe.name}",
+                icon=":material/science:",
+                disabled=active,
+                on_click=start_recipe,
+                args=(session, recipe.name),
+            )
+            st.markdown(f"{recipe.what}  \n**Watch:** {recipe.watch}  \n**It teaches:** {recipe.teaches}")
+    if st.session_state.get("recipe_error"):
+        st.error(st.session_state["recipe_error"])
+
+
+# --- diagnosis ----------------------------------------------------------------------------------------------------
+
+
+def diagnosis(records: Sequence[dict[str, Any]]) -> None:
+    findings = diagnose(list(records))
+    if not findings:
+        st.caption("Diagnosis: nothing alarming in the charts and scores so far.")
+    for finding in findings:
+        st.warning(f"{finding.title}: {finding.evidence} Try: {finding.suggestion}", icon=":material/troubleshoot:")
