@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import gan.recipes
@@ -16,21 +15,10 @@ from gan.checkpoints import Run
 from gan.recipes import Recipe
 from gan.runner import prepare_trainer, train_run
 from tests.conftest import tiny_config
+from tests.test_app import fresh_app  # noqa: F401 - an autouse fixture: a fresh checkpoints root, no job
 from views import common
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
-
-
-def stop_and_forget() -> None:
-    common.get_session().stop(wait=5)
-    st.cache_resource.clear()
-
-
-@pytest.fixture(autouse=True)
-def fresh_app(root):
-    stop_and_forget()
-    yield
-    stop_and_forget()
 
 
 def open_app() -> AppTest:

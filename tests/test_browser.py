@@ -3,6 +3,7 @@ timeline slider, the latent page. Screenshots go to the test's tmp folder (and t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,25 +50,31 @@ def wait_for_health(url: str, server: subprocess.Popen, seconds: float = 60) -> 
     raise AssertionError("streamlit did not come up")
 
 
-@pytest.fixture
-def server(tmp_path):
+@contextlib.contextmanager
+def streamlit_server(root: Path, log_path: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free port with runs under `root`; yields its URL, stops it afterwards."""
     port = free_port()
-    env = {**os.environ, "GAN_STUDIO_CHECKPOINTS": str(tmp_path / "checkpoints")}
+    env = {**os.environ, "GAN_STUDIO_CHECKPOINTS": str(root)}
     server_flags = ["--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), *server_flags]
-    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, process)
-        yield url
-    finally:
-        process.terminate()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            wait_for_health(url, process)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def server(tmp_path):
+    with streamlit_server(tmp_path / "checkpoints", tmp_path / "streamlit.log") as url:
+        yield url
 
 
 class Screens:

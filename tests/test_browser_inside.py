@@ -4,16 +4,12 @@ point of the D's-eye map. A tiny run is trained before the server starts. Screen
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from gan.checkpoints import Run
 from gan.runner import prepare_trainer, train_run
 from tests.conftest import tiny_config
-from tests.test_browser import BROWSER_ARGS, CHROMIUM, ROOT, Screens, free_port, wait_for_health
+from tests.test_browser import BROWSER_ARGS, CHROMIUM, Screens, streamlit_server
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no chromium at {CHROMIUM}")
@@ -25,23 +21,8 @@ def server(tmp_path):
     root = tmp_path / "checkpoints"
     run = Run(root / "tiny")
     train_run(run, prepare_trainer(run, tiny_config("cdcgan", epochs=2, batch_size=32)))
-    port = free_port()
-    env = {**os.environ, "GAN_STUDIO_CHECKPOINTS": str(root)}
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
-    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, process)
+    with streamlit_server(root, tmp_path / "streamlit.log") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def draw_a_one(page) -> None:
