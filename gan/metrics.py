@@ -148,6 +148,7 @@ def precision_recall_density_coverage(
 class Reference:
     stats: FeatureStats  # all 10,000 test digits
     neighbourhoods: Neighbourhoods  # EVAL_SAMPLES of them, for the nearest-neighbour scores
+    class_stats: tuple[FeatureStats, ...]  # each digit's test images (about 1,000 each), for per-class FID
 
 
 _REFERENCE_LOCK = threading.Lock()
@@ -163,7 +164,8 @@ def reference(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> Referenc
             test = load_mnist(data_dir, "test")
             features, _ = judge_outputs(judge, test.images)
             chosen = torch.randperm(len(test), generator=torch.Generator().manual_seed(REFERENCE_SEED))
-            cached[key] = Reference(feature_stats(features), neighbourhoods(features[chosen[:EVAL_SAMPLES]]))
+            by_class = tuple(feature_stats(features[test.labels == digit]) for digit in range(NUM_CLASSES))
+            cached[key] = Reference(feature_stats(features), neighbourhoods(features[chosen[:EVAL_SAMPLES]]), by_class)
         return cached[key]
 
 
@@ -337,19 +339,10 @@ def score_generator(
 # -----------------------------------------------------------------------------
 # per-class FID (conditional generators)
 
-_CLASS_STATS: weakref.WeakKeyDictionary[Judge, dict[Path, tuple[FeatureStats, ...]]] = weakref.WeakKeyDictionary()
-
 
 def real_class_stats(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> tuple[FeatureStats, ...]:
     """Feature statistics of the test digits of each class (about 1,000 each), once per (judge, data folder)."""
-    key = Path(data_dir).resolve()
-    with _REFERENCE_LOCK:
-        cached = _CLASS_STATS.setdefault(judge, {})
-        if key not in cached:
-            test = load_mnist(data_dir, "test")
-            features, _ = judge_outputs(judge, test.images)
-            cached[key] = tuple(feature_stats(features[test.labels == digit]) for digit in range(NUM_CLASSES))
-        return cached[key]
+    return reference(judge, data_dir).class_stats
 
 
 def per_class_fid(images: torch.Tensor, requested_labels: torch.Tensor, judge: Judge) -> tuple[float | None, ...]:

@@ -23,6 +23,7 @@ from gan.session import TrainingSession
 from gan.stepthrough import probe
 from gan.train import Control, Trainer, configure_threads
 from tests.conftest import tiny_config
+from tests.test_cli import KILLED_AT_FSYNC
 
 REPO = Path(__file__).resolve().parent.parent
 # Every changeable field, each changed at a step inside an epoch, and the loss changed twice (to wgan-gp last).
@@ -108,19 +109,6 @@ def test_a_changed_run_stopped_and_resumed_equals_the_uninterrupted_run(root, da
     assert change_records(run) == [(6, "lr_g", 5e-4, 0.002), (6, "d_steps", None, 3)]
 
 
-KILLED_AT_FSYNC = """
-import os, signal, sys
-left, real_fsync = int(os.environ["KILL_AT_FSYNC"]), os.fsync
-def fsync(fd):
-    global left
-    left -= 1
-    if left == 0:
-        os.kill(os.getpid(), signal.SIGKILL)
-    real_fsync(fd)
-os.fsync = fsync
-from gan.__main__ import main
-sys.exit(main(sys.argv[1:]))
-"""
 TINY = ["--width", "4", "--batch-size", "16", "--latent-dim", "8", "--no-eval"]
 
 
