@@ -364,7 +364,7 @@ def eval_command(args: argparse.Namespace) -> int:
         print(_scores_row(f"({name})", scores, floor))
     per_class = {}
     for epoch in epochs:
-        scores = Scores.from_dict(saved[epoch]) if saved.get(epoch) else None
+        scores = _saved_scores(saved.get(epoch))
         if scores is None or scores.fid_second is None:  # not scored, or scored before the second judge
             scores = score_generator(load_generator(run, epoch)[0], judges)
         print(_scores_row(f"epoch {epoch}", scores, floor))
@@ -378,6 +378,14 @@ def eval_command(args: argparse.Namespace) -> int:
             print(f"{f'epoch {epoch}':<22} {cells}")
     _print_diagnosis(run.history())
     return 0
+
+
+def _saved_scores(values: dict | None) -> Scores | None:
+    """An epoch's saved scores, or None when there are none or they are damaged (they are then measured again)."""
+    try:
+        return Scores.from_dict(values) if values else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _print_diagnosis(history: Iterable) -> None:
