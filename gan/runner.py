@@ -189,8 +189,14 @@ def train_run(
     control = control or Control()
     recorder = Recorder(run, trainer, control, on_step, on_epoch, on_save_error, on_change)
     try:
-        record = recorder.record_step, recorder.end_epoch, max_seconds, recorder.record_change
-        outcome = trainer.run(control, *record, before_requested_step)
+        outcome = trainer.run(
+            control,
+            on_step=recorder.record_step,
+            on_epoch_end=recorder.end_epoch,
+            max_seconds=max_seconds,
+            on_change=recorder.record_change,
+            before_requested_step=before_requested_step,
+        )
     except TrainingDiverged:
         recorder.flush()  # the steps before the bad one are kept
         raise
