@@ -53,27 +53,34 @@ def pixel_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).flatten(1).norm(dim=1) / 2
 
 
-def _candidate_digits(judge: nn.Module, targets: torch.Tensor, count: int) -> torch.Tensor:
-    with torch.inference_mode():
-        return judge(targets.float()).topk(count, dim=1).indices  # (N, count)
+@dataclass(frozen=True)
+class _Targets:
+    """Targets with what the loss compares against, row for row."""
+
+    images: torch.Tensor  # (M, 1, 28, 28) in [-1, 1]
+    features: torch.Tensor  # (M, F): the judge's features of each image
+    scale: torch.Tensor  # (M,): the features' squared size, which makes the feature error relative
+
+    @classmethod
+    def of(cls, judge: nn.Module, images: torch.Tensor) -> _Targets:
+        with torch.inference_mode():
+            features = judge.features(images)
+        return cls(images, features, features.square().sum(1).clamp_min(1e-6))
+
+    def repeated(self, times: int) -> _Targets:
+        """Each target `times` times in a row, to line up with `times` codes per target."""
+        return _Targets(*(part.repeat_interleave(times, 0) for part in (self.images, self.features, self.scale)))
 
 
 def _loss(
-    G: nn.Module,
-    judge: nn.Module,
-    z: torch.Tensor,
-    digits: torch.Tensor | None,
-    targets: torch.Tensor,
-    target_features: torch.Tensor,
-    feature_scale: torch.Tensor,
-    weights: Weights,
+    G: nn.Module, judge: nn.Module, z: torch.Tensor, digits: torch.Tensor | None, targets: _Targets, weights: Weights
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row loss (M,) and the images (M, 1, 28, 28) for codes z (M, latent_dim) against targets (M, ...)."""
+    """Per-row loss (M,) and the images (M, 1, 28, 28) for codes z (M, latent_dim) against targets (M rows)."""
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=weights.bf16):
         images = G(z, digits).float()
         found_features = judge.features(images).float()
-    pixels = (images - targets).square().flatten(1).mean(1)
-    features = (found_features - target_features).square().sum(1) / feature_scale
+    pixels = (images - targets.images).square().flatten(1).mean(1)
+    features = (found_features - targets.features).square().sum(1) / targets.scale
     prior = (z.square().mean(1) - 1).square()
     return pixels + weights.features * features + weights.prior * prior, images
 
@@ -118,79 +125,102 @@ def invert(
 def _invert_batch(
     G: nn.Module,
     judge: nn.Module,
-    targets: torch.Tensor,
+    images: torch.Tensor,
     steps: int,
     starts: int,
     pool: int,
     generator: torch.Generator,
     weights: Weights,
 ) -> Inversion:
-    n, latent_dim = len(targets), G.latent_dim
-    conditional = is_conditional(G)
-    with torch.inference_mode():
-        target_features = judge.features(targets)
-    feature_scale = target_features.square().sum(1).clamp_min(1e-6)  # (n,): a relative feature error
-
-    # candidates: (n, C) digits tried per target (C = 2 for a conditional G, else one "digit" that is ignored)
-    candidates = _candidate_digits(judge, targets, 2) if conditional else torch.zeros(n, 1, dtype=torch.long)
+    """Invert one batch of targets (n, 1, 28, 28): the pool, the search from its best starts, the best result."""
+    targets = _Targets.of(judge, images)
+    candidates = _candidate_digits(G, judge, images)  # (n, C)
     per_digit = max(1, starts // candidates.shape[1])
+    z0 = _closest_of_pool(G, judge, targets, candidates, per_digit, pool, generator, weights)
+    digits = candidates.repeat_interleave(per_digit, 1).flatten() if is_conditional(G) else None
     rows = candidates.shape[1] * per_digit  # refined starts per target
+    marks = sorted({round(step) for step in torch.linspace(0, steps, PATH_POINTS).tolist()})
+    z, snapshots = _refine(G, judge, z0, digits, targets.repeated(rows), marks, weights)
+    return _best_start(G, judge, z, digits, targets, rows, snapshots, weights)
 
-    # 1. the pool: keep the `per_digit` codes per (target, digit) whose images are already closest
-    z_pool = torch.randn(n, candidates.shape[1], pool, latent_dim, generator=generator)
+
+def _candidate_digits(G: nn.Module, judge: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The digits tried per target, (n, C): the judge's two likeliest for a conditional G, else one that G ignores."""
+    if not is_conditional(G):
+        return torch.zeros(len(images), 1, dtype=torch.long)
     with torch.inference_mode():
-        flat_z = z_pool.flatten(0, 2)
-        flat_digits = candidates[:, :, None].expand(-1, -1, pool).flatten() if conditional else None
-        repeat = candidates.shape[1] * pool
-        losses, _ = _loss(
-            G,
-            judge,
-            flat_z,
-            flat_digits,
-            targets.repeat_interleave(repeat, 0),
-            target_features.repeat_interleave(repeat, 0),
-            feature_scale.repeat_interleave(repeat, 0),
-            weights,
-        )
-    best = losses.view(n, candidates.shape[1], pool).topk(per_digit, dim=2, largest=False).indices
-    z0 = z_pool.gather(2, best[..., None].expand(-1, -1, -1, latent_dim)).reshape(n * rows, latent_dim)
-    digits = candidates.repeat_interleave(per_digit, 1).flatten() if conditional else None
+        return judge(images.float()).topk(2, dim=1).indices
 
-    # 2. Adam on z for every start of every target at once
+
+def _closest_of_pool(
+    G: nn.Module,
+    judge: nn.Module,
+    targets: _Targets,
+    candidates: torch.Tensor,
+    per_digit: int,
+    pool: int,
+    generator: torch.Generator,
+    weights: Weights,
+) -> torch.Tensor:
+    """Draw `pool` random codes per (target, digit) and keep the `per_digit` whose images are already closest:
+    (n * C * per_digit, latent_dim), the rows of each target together."""
+    n, tried, latent_dim = len(candidates), candidates.shape[1], G.latent_dim
+    z_pool = torch.randn(n, tried, pool, latent_dim, generator=generator)
+    with torch.inference_mode():
+        digits = candidates[:, :, None].expand(-1, -1, pool).flatten() if is_conditional(G) else None
+        losses, _ = _loss(G, judge, z_pool.flatten(0, 2), digits, targets.repeated(tried * pool), weights)
+    best = losses.view(n, tried, pool).topk(per_digit, dim=2, largest=False).indices
+    return z_pool.gather(2, best[..., None].expand(-1, -1, -1, latent_dim)).reshape(-1, latent_dim)
+
+
+def _refine(
+    G: nn.Module,
+    judge: nn.Module,
+    z0: torch.Tensor,
+    digits: torch.Tensor | None,
+    targets: _Targets,
+    marks: list[int],
+    weights: Weights,
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """Adam on z for every start of every target at once, for marks[-1] steps: the codes found, and the codes at
+    each of the marks (step 0 is the start)."""
     z = z0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=weights.learning_rate)
-    expanded = (
-        targets.repeat_interleave(rows, 0),
-        target_features.repeat_interleave(rows, 0),
-        feature_scale.repeat_interleave(rows, 0),
-        weights,
-    )
-    marks = sorted({round(step) for step in torch.linspace(0, steps, PATH_POINTS).tolist()})
     snapshots = {0: z0.clone()}
     with torch.enable_grad():
-        for step in range(1, steps + 1):
-            loss, _ = _loss(G, judge, z, digits, *expanded)
+        for step in range(1, marks[-1] + 1):
+            loss, _ = _loss(G, judge, z, digits, targets, weights)
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
             optimizer.step()
             if step in marks:
                 snapshots[step] = z.detach().clone()
+    return z.detach(), snapshots
 
-    # 3. the best start per target, and its path
+
+def _best_start(
+    G: nn.Module,
+    judge: nn.Module,
+    z: torch.Tensor,
+    digits: torch.Tensor | None,
+    targets: _Targets,
+    rows: int,
+    snapshots: dict[int, torch.Tensor],
+    weights: Weights,
+) -> Inversion:
+    """The start with the lowest loss per target (`rows` starts each, in order), and its path."""
+    n = len(targets.images)
     with torch.inference_mode():
-        final, images = _loss(G, judge, z.detach(), digits, *expanded)
-        choice = final.view(n, rows).argmin(1)  # (n,)
-        chosen = torch.arange(n) * rows + choice
+        final, images = _loss(G, judge, z, digits, targets.repeated(rows), weights)
+        chosen = torch.arange(n) * rows + final.view(n, rows).argmin(1)  # (n,)
         chosen_digits = None if digits is None else digits[chosen]
-        path = torch.stack(
-            [G(snapshots[mark][chosen], chosen_digits).float() for mark in marks], dim=1
-        )  # (n, P, 1, 28, 28)
+        path = torch.stack([G(z_then[chosen], chosen_digits).float() for z_then in snapshots.values()], dim=1)
     images = images[chosen]
     return Inversion(
-        z=z.detach()[chosen],
+        z=z[chosen],
         digits=chosen_digits,
         images=images,
-        distances=pixel_distance(images, targets),
-        path=path,
-        path_steps=tuple(marks),
+        distances=pixel_distance(images, targets.images),
+        path=path,  # (n, P, 1, 28, 28)
+        path_steps=tuple(snapshots),
     )

@@ -3,20 +3,14 @@ timeline slider, the latent page. Screenshots go to the test's tmp folder (and t
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.servers import streamlit_server
+
 CHROMIUM = Path("/usr/bin/chromium")
 SHARED_SCREENS = Path(os.environ["GAN_STUDIO_SCREENS"]) if os.environ.get("GAN_STUDIO_SCREENS") else None
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -29,46 +23,6 @@ SCROLL_HEIGHT = "() => document.querySelector('[data-testid=stMainBlockContainer
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no chromium at {CHROMIUM}")]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_health(url: str, server: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "streamlit exited early"
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError("streamlit did not come up")
-
-
-@contextlib.contextmanager
-def streamlit_server(root: Path, log_path: Path) -> Iterator[str]:
-    """`streamlit run app.py` on a free port with runs under `root`; yields its URL, stops it afterwards."""
-    port = free_port()
-    env = {**os.environ, "GAN_STUDIO_CHECKPOINTS": str(root)}
-    server_flags = ["--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), *server_flags]
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_health(url, process)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ import pytest
 from gan.checkpoints import Run
 from gan.runner import prepare_trainer, train_run
 from tests.conftest import tiny_config
-from tests.test_browser import BROWSER_ARGS, CHROMIUM, Screens, streamlit_server
+from tests.servers import streamlit_server
+from tests.test_browser import BROWSER_ARGS, CHROMIUM, Screens
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no chromium at {CHROMIUM}")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no chromium at {CHROMIUM}")]
 WAIT = 120_000  # ms; the CPU may be shared with other jobs
 
 

@@ -112,13 +112,14 @@ def test_a_changed_run_stopped_and_resumed_equals_the_uninterrupted_run(root, da
 TINY = ["--width", "4", "--batch-size", "16", "--latent-dim", "8", "--no-eval"]
 
 
-def cli(root: Path, *args: str, kill_at_fsync: int = 0) -> subprocess.CompletedProcess:
+def train_process(root: Path, *args: str, kill_at_fsync: int = 0) -> subprocess.CompletedProcess:
     program = ["-c", KILLED_AT_FSYNC] if kill_at_fsync else ["-m", "gan"]
     env = {**os.environ, "KILL_AT_FSYNC": str(kill_at_fsync)}
     command = [sys.executable, *program, "--root", str(root), "train", "--run", "sched", *args]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # three processes of their own, two of them killed
 def test_set_at_run_killed_twice_and_resumed_equals_the_uninterrupted_run_bit_for_bit(tmp_path, data):
     """`--set-at` changes every changeable field; the run is SIGKILLed inside its 6th and then 4th write (an epoch
     end: history, epoch file, grid), resumed each time, and its weights and change records equal the run that
@@ -133,14 +134,14 @@ def test_set_at_run_killed_twice_and_resumed_equals_the_uninterrupted_run_bit_fo
     flags = [*TINY, "--epochs", str(EPOCHS), "--steps-per-epoch", str(STEPS)]
     flags += [argument for text in SCHEDULE for argument in ("--set-at", text)]
     run = Run.at("sched", tmp_path)
-    first = cli(tmp_path, *flags, kill_at_fsync=6)
+    first = train_process(tmp_path, *flags, kill_at_fsync=6)
     assert first.returncode == -signal.SIGKILL, first.stderr
     killed_at = run.epochs()
-    second = cli(tmp_path, "--resume", kill_at_fsync=4)
+    second = train_process(tmp_path, "--resume", kill_at_fsync=4)
     assert second.returncode == -signal.SIGKILL, second.stderr
     assert killed_at and run.epochs()[-1] > killed_at[-1], "each life trained at least one epoch"
     assert run.epochs()[-1] < EPOCHS
-    last = cli(tmp_path, "--resume")
+    last = train_process(tmp_path, "--resume")
     assert last.returncode == 0, last.stderr
     assert run.config() == config
     assert_same_weights(reference.state_dict(), run.load_epoch(EPOCHS))
@@ -148,10 +149,10 @@ def test_set_at_run_killed_twice_and_resumed_equals_the_uninterrupted_run_bit_fo
     assert [r.step for r in run.history().steps] == list(range(1, EPOCHS * STEPS + 1))
 
 
-def test_set_at_errors_are_one_line(tmp_path):
-    bad = cli(tmp_path, *TINY, "--set-at", "10:batch_size=3")
-    assert bad.returncode == 1 and bad.stderr.count("\n") == 1
-    assert bad.stderr.startswith("error: batch_size='3' is not allowed: not a setting that can change mid-run")
+def test_set_at_errors_are_one_line(tmp_path, cli):
+    code, _, err = cli("--root", tmp_path, "train", "--run", "sched", *TINY, "--set-at", "10:batch_size=3")
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("error: batch_size='3' is not allowed: not a setting that can change mid-run")
     assert not (tmp_path / "sched").exists()
 
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.servers import free_port, stop, wait_for_health
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # about ten seconds to build and install, more to start streamlit
@@ -64,12 +63,6 @@ def clean_env(**changes: str) -> dict[str, str]:
     return {**env, **changes}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_the_installed_gan_command_prints_its_help(installed, tmp_path):
     answer = subprocess.run([installed / "gan", "--help"], cwd=tmp_path, env=clean_env(), capture_output=True,
                             text=True, timeout=120)  # fmt: skip
@@ -94,24 +87,8 @@ def test_the_installed_gan_studio_command_serves_the_app(installed, tmp_path):
         server = subprocess.Popen([installed / "gan-studio", "--server.port", str(port)], cwd=tmp_path, env=env,
                                   stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
         try:
-            assert answers_health_check(f"http://localhost:{port}", server), log.read_text()
+            wait_for_health(f"http://localhost:{port}", server, log)
         finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)
     # the settings beside the installed app.py were read: it serves this machine only, at a localhost address
     assert f"URL: http://localhost:{port}" in log.read_text()
-
-
-def answers_health_check(url: str, server: subprocess.Popen, seconds: float = 120) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return True
-        except OSError:
-            time.sleep(0.3)
-    return False
