@@ -25,7 +25,7 @@ import pytest
 import torch
 
 import gan.runner
-from gan.checkpoints import Run, load_state, save_state
+from gan.checkpoints import Run, list_runs, load_state, save_state
 from gan.config import Config
 from gan.runner import prepare_trainer, train_run
 from gan.train import Trainer
@@ -33,6 +33,7 @@ from gan.train import Trainer
 # CLI flags of a model that trains in a fraction of a second (the epochs and batches per epoch are the test's)
 TINY_FLAGS = ["--width", "4", "--batch-size", "16", "--latent-dim", "8", "--no-eval"]
 WAIT = 60.0  # seconds: generous, for a CPU shared with other work; a test only waits this long when it fails
+DEEP = "[" * 100_000 + "]" * 100_000  # JSON nested deeper than any parser's recursion limit
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -93,6 +94,38 @@ def cli(capsys):
         return code, out, err
 
     return call
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Path:
+    """One tiny trained run (2 epochs of 3 steps), copied by each test that needs a good run."""
+    folder = tmp_path_factory.mktemp("template")
+    run = Run(folder / "good")
+    with run.lock():
+        train_run(run, prepare_trainer(run, tiny_config()))
+    (run.path / ".lock").unlink()
+    return run.path
+
+
+@pytest.fixture
+def good(root, trained) -> Run:
+    """A copy of the tiny trained run, named "good", under this test's checkpoint root."""
+    shutil.copytree(trained, root / "good")
+    return Run(root / "good")
+
+
+def bad_run(root: Path, name: str = "bad") -> Run:
+    """An empty run folder: the test writes the damaged files into it."""
+    run = Run(root / name)
+    run.path.mkdir(parents=True)
+    return run
+
+
+def assert_listed_with_reason(root: Path, name: str, words: str) -> None:
+    """`list_runs` gives the run `name` a one-line reason holding `words`, and the good run beside it none."""
+    runs = {info.name: info.error for info in list_runs(root)}
+    assert runs["good"] is None, "the good run beside it still works"
+    assert words in runs[name] and "\n" not in runs[name]
 
 
 def assert_loadable(run: Run) -> None:

@@ -16,7 +16,7 @@ from gan.checkpoints import Run
 from gan.config import Config
 from gan.runner import prepare_trainer, train_run
 from gan.session import Status
-from tests.conftest import tiny_config, wait_for
+from tests.conftest import DEEP, bad_run, tiny_config, wait_for
 from views import common
 
 REPO = Path(__file__).resolve().parents[1]
@@ -233,15 +233,6 @@ def test_the_latent_page_draws_grids_an_interpolation_and_neighbours(root, prese
         assert any("asked to be a 7" in caption for image in at.image for caption in image.captions)
 
 
-def test_an_unreadable_run_is_listed_with_its_reason(root):
-    (root / "broken").mkdir(parents=True)
-    (root / "broken" / "config.json").write_text("{not json")
-    at = open_app()
-    at.switch_page("views/timeline.py").run()
-    assert not at.exception
-    assert "unreadable" in at.error[0].value
-
-
 def test_the_timeline_shows_an_epochs_scores_when_present(root):
     run = saved_run(root, epochs=2)
     scores = {
@@ -321,3 +312,56 @@ def test_the_config_turns_off_the_rerun_gc_and_the_file_watcher():
     settings = server_settings()
     assert settings["runner"]["postScriptGC"] is False
     assert settings["server"]["fileWatcherType"] == "none"
+
+
+def test_the_progression_gif_picks_frames_evenly():
+    from views.timeline import evenly
+
+    assert evenly(list(range(1, 3001)), 60)[:2] == [1, 52] and evenly(list(range(1, 3001)), 60)[-1] == 3000
+    assert len(evenly(list(range(1, 3001)), 60)) == 60 and evenly([1, 2, 3], 60) == [1, 2, 3]
+
+
+def test_plain_text_escapes_markdown_links_and_images():
+    from views.common import plain
+
+    text = plain("[click](https://evil.example) ![x](https://evil.example/x.png) :red[boo]\nnext")
+    assert "](" not in text.replace("\\]\\(", "") and "\\!\\[" in text and "\n" not in text and "\\:red\\[" in text
+
+
+@pytest.fixture
+def poisoned_app(root, good) -> AppTest:
+    """The app with a good run and a poisoned one (config nested 100,000 deep, history without step numbers)."""
+    (bad_run(root).path / "config.json").write_text(DEEP)
+    with open(good.path / "history.jsonl", "a") as handle:
+        handle.write('{"kind": "step"}\n{"kind": "epoch"}\n')
+    return open_app(settings=False)
+
+
+@pytest.mark.parametrize("page", ["views/train.py", "views/timeline.py", "views/latent.py"])
+def test_a_poisoned_run_is_listed_with_its_reason_on_every_page(poisoned_app, page):
+    poisoned_app.switch_page(page).run()
+    assert not poisoned_app.exception
+    assert set(poisoned_app.selectbox(key="run").options) == {"good", "bad (unreadable)"}
+    poisoned_app.selectbox(key="run").set_value("bad").run()
+    assert not poisoned_app.exception
+    assert any("nested too deeply" in caption.value for caption in poisoned_app.sidebar.caption)
+    if page != "views/train.py":  # the pages that show a run's contents also say, in the page, why they cannot
+        assert "unreadable" in poisoned_app.error[0].value
+
+
+@pytest.mark.parametrize("page", ["views/timeline.py", "views/latent.py"])
+def test_the_good_run_beside_a_poisoned_one_works(poisoned_app, page):
+    poisoned_app.selectbox(key="run").set_value("good").run()
+    poisoned_app.switch_page(page).run()
+    assert not poisoned_app.exception and not poisoned_app.error
+    assert poisoned_app.get("imgs") or poisoned_app.get("image")
+
+
+def test_continue_of_a_run_with_a_poisoned_history_trains_on(poisoned_app):
+    poisoned_app.selectbox(key="run").set_value("good").run()
+    poisoned_app.number_input(key="continue_epochs_good").set_value(3).run()
+    poisoned_app.button(key="continue").click().run()
+    assert not poisoned_app.exception
+    session = common.get_session()
+    session._thread.join(120)
+    assert session.snapshot().status == "finished", session.snapshot().error

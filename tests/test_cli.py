@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import gan.__main__
-from gan.checkpoints import Run
+from gan.checkpoints import Run, load_state
 from gan.config import SETTINGS
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.runner import prepare_trainer, train_run
@@ -27,10 +28,12 @@ from tests.conftest import (
     TINY_FLAGS,
     assert_loadable,
     assert_same_weights,
+    bad_run,
     steps_logged,
     tiny_config,
     wait_for,
 )
+from tests.test_checkpoints import write_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_RUN = [*TINY_FLAGS, "--steps-per-epoch", "3"]
@@ -141,6 +144,7 @@ BAD_TRAIN_FLAGS = [
     (["--max-minutes", "-1"], "--max-minutes=-1.0 is not allowed: a number of minutes above 0"),
     (["--max-minutes", "nan"], "--max-minutes=nan is not allowed: a number of minutes above 0"),
     (["--run", "../x"], "run name '../x' is not allowed"),
+    (["--run", "abc\n"], "run name 'abc\\\\n' is not allowed"),  # the name is shown escaped
 ]
 BAD_RESUME_FLAGS = [
     (["--resume"], "--resume needs --run NAME"),
@@ -295,3 +299,67 @@ def test_sigkill_at_random_moments_loses_nothing_and_resume_matches_an_uninterru
     assert steps_logged(run) == list(range(1, KILL_EPOCHS * KILL_STEPS + 1)), "every step logged once"
     assert_same_weights(reference.state_dict(), run.load_epoch(KILL_EPOCHS))
     print(f"\n{kills} SIGKILLs, temporary files left by killed writes: {sorted(temporary_files)}")
+
+
+# --- damaged, locked and mismatched runs ---
+
+
+def test_a_config_linked_to_a_system_file_never_quotes_it(root, good, cli):
+    (bad_run(root).path / "config.json").symlink_to("/etc/passwd")
+    code, out, _ = cli("runs")
+    assert code == 0 and "root:" not in out and "outside its run folder" in out
+
+
+def test_runs_escapes_control_characters_in_names_and_reasons(root, good, cli):
+    (root / "evil\x1b[31mred").mkdir()
+    code, out, _ = cli("runs")
+    assert code == 0 and "\x1b" not in out and "\\x1b[31mred" in out
+
+
+def test_the_cli_refuses_to_train_a_run_another_process_trains(good, cli):
+    with good.lock():
+        code, _, err = cli("train", "--run", "good", "--resume", "--epochs", "3")
+    assert code == 1 and "is being trained by process" in err
+    assert good.epochs() == [1, 2]
+
+
+def test_a_generator_with_nan_weights_is_refused_and_sample_writes_nothing(good, cli, tmp_path):
+    state, _ = load_state(good.epoch_path(2))
+    state["G_ema"] = {key: torch.full_like(value, float("nan")) if value.is_floating_point() else value
+                      for key, value in state["G_ema"].items()}  # fmt: skip
+    write_checkpoint(good.epoch_path(2), state)
+    code, _, err = cli("sample", "--run", "good", "--out", tmp_path / "x.npy")
+    assert code == 1 and "NaN" in err and not (tmp_path / "x.npy").exists()
+
+
+def test_the_cli_refuses_settings_beyond_the_machines_memory(root, cli):
+    code, _, err = cli("train", "--run", "huge", "--preset", "dcgan", "--width", 2048, "--latent-dim", 1024,
+                       "--batch-size", 60000, "--epochs", 1)  # fmt: skip
+    assert code == 1 and "GiB" in err and not (root / "huge").exists()
+
+
+def test_resume_refuses_when_no_saved_epoch_can_be_loaded(good, cli):
+    for epoch in good.epochs():
+        good.epoch_path(epoch).write_bytes(b"\0" * 100)
+    before = good.epoch_path(1).read_bytes()
+    code, _, err = cli("train", "--run", "good", "--resume", "--no-eval")
+    assert code == 1 and "cannot be resumed" in err
+    assert good.epoch_path(1).read_bytes() == before
+
+
+def test_resume_below_the_trained_epochs_is_refused(good, cli):
+    code, _, err = cli("train", "--run", "good", "--resume", "--epochs", 1)
+    assert code == 1 and "below what run 'good' has already trained (2 epochs)" in err
+    assert good.config().epochs == 2
+
+
+def test_resume_accepts_settings_equal_to_the_runs_own(good, cli):
+    code, out, err = cli("train", "--run", "good", "--resume", "--preset", "cdcgan", "--width", 4, "--epochs", 3,
+                         "--no-eval")  # fmt: skip
+    assert code == 0, err
+    assert good.epochs() == [1, 2, 3]
+
+
+def test_resume_refuses_a_real_change_naming_both_values(good, cli):
+    code, _, err = cli("train", "--run", "good", "--resume", "--preset", "classic")
+    assert code == 1 and "preset cannot be changed" in err and "'cdcgan'" in err and "'classic'" in err

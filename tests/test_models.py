@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from gan.config import Config
-from gan.models import build_discriminator, build_generator
+from gan.config import Config, ConfigError
+from gan.models import build_discriminator, build_generator, check_memory, estimate_training_bytes
+from tests.conftest import tiny_config
 
 
 @pytest.mark.parametrize("preset", ["classic", "dcgan", "cdcgan"])
@@ -50,3 +51,11 @@ def test_configs_saved_before_the_model_options_build_the_original_models():
     assert not any("running_mean" in name for name in build_generator(Config.from_dict(classic)).state_dict())
     assert any("running_mean" in name for name in build_generator(Config.for_preset("classic")).state_dict())
     assert isinstance(build_generator(Config.from_dict(cdcgan)).rest[0], torch.nn.ConvTranspose2d)
+
+
+def test_settings_beyond_the_machines_memory_are_refused_with_the_estimate():
+    huge = Config.for_preset("dcgan", width=2048, latent_dim=1024, batch_size=60_000)
+    assert estimate_training_bytes(huge)["state"] > 20 * 2**30
+    with pytest.raises(ConfigError, match=r"need about [\d.]+ GiB .* machine has 23\.0 GiB: lower"):
+        check_memory(huge, available=23 * 2**30)
+    check_memory(tiny_config(), available=23 * 2**30)

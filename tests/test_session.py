@@ -249,3 +249,23 @@ def test_thinned_history_stays_bounded_and_spans_the_whole_run_evenly():
     assert HISTORY_POINTS // 2 <= len(steps) <= HISTORY_POINTS
     assert len(gaps) == 1, "evenly spaced"
     assert steps[0] <= gaps.pop() and 100_000 - steps[-1] < history.stride, "from the start to the latest step"
+
+
+def test_a_poisoned_history_then_continue_then_a_new_start_both_work(root, good, sessions):
+    with open(good.path / "history.jsonl", "a") as handle:
+        handle.write('{"kind": "step"}\n')
+    session = sessions(root=str(root))
+    assert session.start(None, "good", resume=True, epochs=3)
+    session._thread.join(120)
+    assert session.snapshot().status == "finished", session.snapshot().error
+    assert session.start(tiny_config(epochs=1), "fresh")
+    session._thread.join(120)
+    assert session.snapshot().status == "finished"
+
+
+def test_the_app_job_refuses_a_run_the_cli_holds(root, good, sessions):
+    session = sessions(root=str(root))
+    with good.lock():
+        assert session.start(None, "good", resume=True, epochs=3)
+        session._thread.join(60)
+    assert session.snapshot().status == "failed" and "being trained" in session.snapshot().error
