@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import gan.__main__
+import gan.metrics
 import gan.runner
 from gan.checkpoints import Run, list_runs, load_state, save_state
 from gan.config import Config
@@ -61,11 +63,14 @@ def wait_for(condition: Callable[[], object], timeout: float = WAIT, every: floa
 
 
 @pytest.fixture(autouse=True, scope="session")
-def mnist_read_once():
+def computed_once():
     """Trainers made by the tests share one parsed copy of MNIST (reading it is tested in test_data.py): parsing the
-    60,000 digits again for each of a hundred tiny runs would double the suite's time. Nothing writes into it."""
+    60,000 digits again for each of a hundred tiny runs would double the suite's time. Nothing writes into it.
+    Likewise `gan eval` measures the real digits' and noise's reference scores once (they are deterministic:
+    test_metrics.py), not a few seconds' worth again for each test of the command."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(gan.runner, "load_mnist", functools.cache(gan.runner.load_mnist))
+        patch.setattr(gan.__main__, "reference_scores", functools.cache(gan.metrics.reference_scores))
         yield
 
 

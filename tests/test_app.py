@@ -26,9 +26,11 @@ LONG_FORM = {**TINY_FORM, "cfg_steps_per_epoch": 1000}  # seconds per epoch: sti
 
 
 def stop_and_forget() -> None:
-    """Stop the process-wide job and drop Streamlit's resource cache (which holds the session)."""
+    """Stop the process-wide job and drop the cached session. Streamlit's other caches stay (MNIST, the map's real
+    digits, models keyed by their file's path and time): what they hold depends on nothing a test changes, and
+    filling them again costs seconds a test."""
     common.get_session().stop(wait=5)
-    st.cache_resource.clear()
+    common.get_session.clear()
 
 
 @pytest.fixture(autouse=True)

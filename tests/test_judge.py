@@ -160,6 +160,7 @@ def test_the_judge_command_names_where_each_judge_comes_from(judges, capsys):
         assert f"{name} judge (shipped weights): test accuracy {accuracy:.2%}" in printed
 
 
+@pytest.mark.slow  # trains both judges, then measures each on the 10,000 test digits
 def test_judge_train_writes_where_asked_and_compares_with_the_shipped_file(tmp_path, monkeypatch, capsys):
     from gan.__main__ import main
 

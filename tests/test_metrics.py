@@ -22,7 +22,7 @@ from gan.metrics import (
     reference_scores,
 )
 
-REAL_FID_BOUND = 2.0  # measured: 0.9 for the first 5,000 train images vs the test set (noise: ~2,060)
+REAL_FID_BOUND = 2.0  # measured: 1.3 for the first 3,000 train images vs the test set (1.0 for 5,000; noise: ~1,860)
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +41,8 @@ def train():
 
 
 def test_fid_of_real_images_is_near_zero_and_far_below_noise(judge, train):
-    real = evaluate_images(train.images[:5000], judge)
-    noise = evaluate_images(torch.rand(5000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1, judge)
+    real = evaluate_images(train.images[:3000], judge)
+    noise = evaluate_images(torch.rand(3000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1, judge)
     assert real.fid < REAL_FID_BOUND
     assert noise.fid > 100 * real.fid
     assert real.classes_covered == 10 and real.warnings == ()
