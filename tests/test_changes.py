@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from gan.runner import prepare_trainer, train_run
 from gan.session import TrainingSession
 from gan.stepthrough import probe
 from gan.train import Control, Trainer, configure_threads
-from tests.conftest import tiny_config
+from tests.conftest import assert_same_weights, tiny_config, wait_for
 from tests.test_cli import KILLED_AT_FSYNC
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,17 +33,6 @@ EPOCHS, STEPS = 6, 4
 @pytest.fixture(scope="module")
 def data():
     return load_mnist(DEFAULT_DATA_DIR, "train")
-
-
-def weights(state: dict) -> dict[str, torch.Tensor]:
-    return {f"{part}/{key}": value for part in ("G", "G_ema", "D") for key, value in state[part].items()}
-
-
-def assert_same_weights(expected: dict, actual: dict) -> None:
-    expected, actual = weights(expected), weights(actual)
-    assert expected.keys() == actual.keys()
-    for key, value in expected.items():
-        assert torch.equal(value, actual[key]), f"{key} differs"
 
 
 def change_records(run: Run) -> list[tuple]:
@@ -242,23 +230,16 @@ def test_a_probe_leaves_the_trainer_as_it_was(data):
 # --- through the app's session ----------------------------------------------------------------------------------
 
 
-def wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def test_the_session_changes_settings_and_steps_one_player_while_paused(root):
     session = TrainingSession()
     assert session.start(tiny_config(epochs=1, steps_per_epoch=1_000_000), "live")
-    wait_until(lambda: session.snapshot().step > 0)
+    wait_for(lambda: session.snapshot().step > 0)
     assert session.step("d") is False, "single steps only while paused"
     session.pause()
     assert session.change("lr_d", 0.002)
     with pytest.raises(ConfigError, match="lr_g"):
         session.change("lr_g", 5.0)
-    wait_until(lambda: session.snapshot().changes)
+    wait_for(lambda: session.snapshot().changes)
     snapshot = session.snapshot()
     assert snapshot.config.lr_d == 0.002 and snapshot.status == "paused"
     assert snapshot.changes[0].field == "lr_d" and snapshot.changes[0].step == snapshot.step
@@ -266,7 +247,7 @@ def test_the_session_changes_settings_and_steps_one_player_while_paused(root):
     for players in ("d", "g"):
         step = session.snapshot().step
         assert session.step(players)
-        wait_until(lambda: session.snapshot().step == step + 1)  # noqa: B023
+        wait_for(lambda: session.snapshot().step == step + 1)  # noqa: B023
         shown = session.snapshot().step_through
         assert shown.players == players and (shown.before.step, shown.after.step) == (step, step + 1)
         # the grid is drawn by G: a D step leaves it as it was, a G step changes it; D's outputs change either way
