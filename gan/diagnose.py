@@ -176,6 +176,8 @@ def collapse_within_classes(history: Sequence[dict[str, Any]]) -> Finding | None
     if latest is None:
         return None
     epoch, scores = latest
+    if float(scores.get("fid", 0)) > DIGITS_FID:
+        return None  # no real digit lies near samples that are not digits yet: their recall is 0 whatever G does
     measured = {name: scores[name] for name in ("recall", "coverage") if isinstance(scores.get(name), (int, float))}
     low = {name: value for name, value in measured.items() if value < LOW_RECALL}
     if not low:

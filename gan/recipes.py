@@ -74,11 +74,13 @@ RECIPES: dict[str, Recipe] = {
             name="overpowered-d",
             title="Overpowered discriminator",
             what="D takes five steps at a high learning rate for every small G step, so it always wins.",
-            watch="D(x) pinned near 1 and D(G(z)) near 0, D's loss near 0 and G's loss high; G's gradients are "
-            "large (the non-saturating loss keeps them so) but its small steps never catch up, and the samples stay "
-            "noise.",
-            teaches="a GAN is a balance: a perfect D gives G nothing to learn from, so D is kept no stronger than "
-            "it needs to be.",
+            watch="D(x) pinned near 1 and D(G(z)) near 0 from the first steps, D's loss and gradient near 0 (it has "
+            "nothing left to learn) and G's loss high; G's gradient norm is not tiny but about ten times a healthy "
+            "run's (the non-saturating loss is steepest when G loses), yet its steps, 100 times smaller than D's, "
+            "never catch up, and the samples stay noise.",
+            teaches="a GAN is a balance: a D that always wins gives G only the direction of D's latest whim, not a "
+            "way to digits, so D is kept no stronger than it needs to be. A winning D alone does not starve G of "
+            "gradient: that takes the saturating loss as well (see vanishing-gradients).",
             settings={**_SMALL, "d_steps": 5, "lr_d": 2e-3, "lr_g": 2e-5, "epochs": 10},
         ),
         Recipe(

@@ -91,6 +91,10 @@ def test_collapse_within_classes_from_recall_or_coverage():
     assert names([*history(), epoch(BALANCED)]) == [], "without those scores, nothing is claimed"
 
 
+def test_blobs_that_are_not_digits_yet_are_not_called_collapse_within_classes():
+    assert names([*history(), epoch(BALANCED, fid=450.0, recall=0.0, coverage=0.01)]) == []
+
+
 def test_noise_is_not_called_collapse():
     """The judge reads noise as some digit or other: a histogram of noise says nothing about collapse."""
     assert names([*history(), epoch([1.0] + [0.0] * 9, fid=850.0)]) == ["noise"]
