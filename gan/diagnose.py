@@ -192,7 +192,8 @@ def collapse_within_classes(history: Sequence[dict[str, Any]]) -> Finding | None
         "Mode collapse within digits",
         f"at epoch {epoch} {described}: the samples cover only a narrow part of the real digits' variety, even "
         "where every digit appears.",
-        "strengthen D relative to G, keep minibatch spread in D (dcgan, cdcgan), or lower lr_g.",
+        "strengthen D relative to G, keep minibatch spread in D (dcgan, cdcgan), lower lr_g, or give G more "
+        "noise to vary its digits with (a larger latent_dim).",
     )
 
 

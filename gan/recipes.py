@@ -98,14 +98,15 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="checkerboard",
             title="Checkerboard artefacts",
-            what="G's transposed convolutions use a 3x3 kernel with stride 2, so neighbouring output pixels receive "
-            "different numbers of kernel taps.",
-            watch="a regular grid of dots over the blobs that are becoming digits, in every epoch's samples (five "
-            "epochs of 20 steps, so the Timeline shows each); a dcgan run with the same settings shows none. Trained "
-            "on, G learns to hide it within a few hundred steps.",
-            teaches="why generators use kernels divisible by the stride (4 with stride 2, as in every other preset "
-            "here) or resize-then-convolve.",
-            settings={**_CONV, "g_kernel": 3, "steps_per_epoch": 20, "epochs": 5},
+            what="G doubles its resolution with stride-2 transposed convolutions of a 5x5 kernel, which the stride "
+            "does not divide: along each axis neighbouring output pixels receive 3 and 2 kernel taps, so the "
+            "samples carry a regular grid of dots.",
+            watch="the grid over the blobs that are becoming digits, in every epoch's samples (five epochs of 20 "
+            "steps, so the Timeline shows each; no EMA, so the grid is the raw G's); the same run with --upsample "
+            "nearest draws smooth blobs. Trained on, G learns to hide the grid within a few hundred steps.",
+            teaches="why generators use resize-then-convolve or kernels divisible by the stride (4 with stride 2, as "
+            "in the other presets: fainter, though any transposed convolution starts with some grid).",
+            settings={**_CONV, "g_kernel": 5, "ema_decay": 0.0, "steps_per_epoch": 20, "epochs": 5},
         ),
     )
 }
