@@ -51,7 +51,7 @@ _HELD: set[Path] = set()  # run folders whose lock this process holds
 
 EPOCH_FILE = re.compile(r"^epoch-(\d{4,})\.safetensors$")
 LATEST = "latest.safetensors"
-ARCHITECTURE = ("preset", "latent_dim", "width", "g_kernel")  # the settings that fix the tensors' names and shapes
+ARCHITECTURE = ("preset", "latent_dim", "width", "g_kernel", "upsample")  # the settings that fix the tensors' shapes
 
 
 class CheckpointError(ValueError):
@@ -183,7 +183,7 @@ def read_header(path: Path) -> Header:
 def expected_tensors(architecture: tuple[Any, ...]) -> dict[str, tuple[str, tuple[int, ...]]]:
     """Every tensor a checkpoint of this model may hold (name -> dtype, shape), from models built on the meta
     device (nothing allocated). Optimiser moments are optional: a state saved before the first step has none."""
-    config = Config.for_preset(architecture[0], latent_dim=architecture[1], width=architecture[2])
+    config = Config.for_preset(architecture[0], **dict(zip(ARCHITECTURE[1:], architecture[1:])))
     with torch.device("meta"):
         G, D = build_generator(config), build_discriminator(config)
     expected = {}

@@ -74,11 +74,13 @@ RECIPES: dict[str, Recipe] = {
             name="overpowered-d",
             title="Overpowered discriminator",
             what="D takes five steps at a high learning rate for every small G step, so it always wins.",
-            watch="D(x) pinned near 1 and D(G(z)) near 0, D's loss near 0 and G's loss high; G's gradients are "
-            "large (the non-saturating loss keeps them so) but its small steps never catch up, and the samples stay "
-            "noise.",
-            teaches="a GAN is a balance: a perfect D gives G nothing to learn from, so D is kept no stronger than "
-            "it needs to be.",
+            watch="D(x) pinned near 1 and D(G(z)) near 0 from the first steps, D's loss and gradient near 0 (it has "
+            "nothing left to learn) and G's loss high; G's gradient norm is not tiny but about ten times a healthy "
+            "run's (the non-saturating loss is steepest when G loses), yet its steps, 100 times smaller than D's, "
+            "never catch up, and the samples stay noise.",
+            teaches="a GAN is a balance: a D that always wins gives G only the direction of D's latest whim, not a "
+            "way to digits, so D is kept no stronger than it needs to be. A winning D alone does not starve G of "
+            "gradient: that takes the saturating loss as well (see vanishing-gradients).",
             settings={**_SMALL, "d_steps": 5, "lr_d": 2e-3, "lr_g": 2e-5, "epochs": 10},
         ),
         Recipe(
@@ -96,14 +98,15 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="checkerboard",
             title="Checkerboard artefacts",
-            what="G's transposed convolutions use a 3x3 kernel with stride 2, so neighbouring output pixels receive "
-            "different numbers of kernel taps.",
-            watch="a regular grid of dots over the blobs that are becoming digits, in every epoch's samples (five "
-            "epochs of 20 steps, so the Timeline shows each); a dcgan run with the same settings shows none. Trained "
-            "on, G learns to hide it within a few hundred steps.",
-            teaches="why generators use kernels divisible by the stride (4 with stride 2, as in every other preset "
-            "here) or resize-then-convolve.",
-            settings={**_CONV, "g_kernel": 3, "steps_per_epoch": 20, "epochs": 5},
+            what="G doubles its resolution with stride-2 transposed convolutions of a 5x5 kernel, which the stride "
+            "does not divide: along each axis neighbouring output pixels receive 3 and 2 kernel taps, so the "
+            "samples carry a regular grid of dots.",
+            watch="the grid over the blobs that are becoming digits, in every epoch's samples (five epochs of 20 "
+            "steps, so the Timeline shows each; no EMA, so the grid is the raw G's); the same run with --upsample "
+            "nearest draws smooth blobs. Trained on, G learns to hide the grid within a few hundred steps.",
+            teaches="why generators use resize-then-convolve or kernels divisible by the stride (4 with stride 2, as "
+            "in the other presets: fainter, though any transposed convolution starts with some grid).",
+            settings={**_CONV, "g_kernel": 5, "ema_decay": 0.0, "steps_per_epoch": 20, "epochs": 5},
         ),
     )
 }

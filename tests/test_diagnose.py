@@ -6,7 +6,10 @@ import random
 import pytest
 import torch
 
+from gan.data import load_mnist
 from gan.diagnose import MIN_STEPS, diagnose, sample_spread
+from gan.judge import load_judges
+from gan.metrics import evaluate_images
 
 STEPS = 400
 
@@ -91,6 +94,12 @@ def test_collapse_within_classes_from_recall_or_coverage():
     assert names([*history(), epoch(BALANCED)]) == [], "without those scores, nothing is claimed"
 
 
+def test_rough_digits_are_not_called_collapse_within_classes():
+    """Samples far from every real digit reach few of them, however varied: their recall says nothing yet."""
+    assert names([*history(), epoch(BALANCED, fid=216.0, recall=0.01, coverage=0.1)]) == []
+    assert names([*history(), epoch(BALANCED, fid=79.0, recall=0.01, coverage=0.1)]) == ["collapse-within-classes"]
+
+
 def test_noise_is_not_called_collapse():
     """The judge reads noise as some digit or other: a histogram of noise says nothing about collapse."""
     assert names([*history(), epoch([1.0] + [0.0] * 9, fid=850.0)]) == ["noise"]
@@ -116,3 +125,14 @@ def test_identical_samples_from_the_spread():
     found = diagnose([*history(), record])
     assert [finding.name for finding in found] == ["identical-samples"] and "0.010" in found[0].evidence
     assert names([*history(), {**record, "spread": 0.1}]) == []
+
+
+def test_collapse_within_classes_on_real_digits_scored_by_the_judge():
+    """Ten real training digits, one per class, each drawn 100 times (a G collapsed within every class) against
+    1,000 different real digits: the judge's recall tells them apart and the diagnosis follows it."""
+    train, judge = load_mnist(split="train"), load_judges().first
+    one_each = torch.cat([torch.nonzero(train.labels == digit)[:1, 0] for digit in range(10)]).repeat_interleave(100)
+    collapsed = evaluate_images(train.images[one_each], judge, train.labels[one_each]).to_dict()
+    varied = evaluate_images(train.images[:1000], judge, train.labels[:1000]).to_dict()
+    assert "collapse-within-classes" in names([*history(), {**epoch(BALANCED), "scores": collapsed}])
+    assert names([*history(), {**epoch(BALANCED), "scores": varied}]) == []

@@ -1,9 +1,10 @@
 """Failure recipes: each is a valid config with its explanation, and the CLI starts one by name."""
 
 import pytest
+import torch
 
 from gan.__main__ import main
-from gan.checkpoints import Run
+from gan.checkpoints import Run, load_generator
 from gan.config import Config, ConfigError
 from gan.recipes import RECIPES, get_recipe
 
@@ -41,3 +42,14 @@ def test_the_cli_starts_a_recipe_and_explains_it(tmp_path, capsys):
     assert out.startswith("Unstable training: learning rates") and "diagnosis:" in out
     config = Run.at("wobbly", tmp_path).config()
     assert config.lr_g == get_recipe("unstable").config().lr_g and config.width == 4, "flags given still win"
+
+
+@pytest.mark.parametrize("flags", [[], ["--g-kernel", "3"], ["--upsample", "nearest"]])
+def test_a_checkerboard_run_loads_back_for_sampling(tmp_path, flags):
+    """Its generator's kernel (or upsampling) shapes its saved tensors: loading checks them against the same one."""
+    args = ["--root", str(tmp_path), "train", "--recipe", "checkerboard", "--run", "grid", "--no-eval", *TINY, *flags]
+    assert main(args) == 0
+    G, config, epoch = load_generator(Run.at("grid", tmp_path))
+    kernel = int(flags[1]) if "--g-kernel" in flags else get_recipe("checkerboard").config().g_kernel
+    assert (epoch, config.g_kernel) == (1, kernel)
+    assert G(torch.zeros(2, 8)).shape == (2, 1, 28, 28)
