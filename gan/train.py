@@ -77,6 +77,18 @@ class StepMetrics:
     players: str = "dg"  # which players this step updated: "dg", or "d" / "g" for a step-through
 
 
+@dataclass(frozen=True)
+class StepLosses:
+    """What one step measured, as tensors where it is still to be read off (`.item()` once, at the end)."""
+
+    loss_d: torch.Tensor
+    loss_g: torch.Tensor
+    logits_real: torch.Tensor
+    logits_fake: torch.Tensor
+    grad_norm_d: float
+    grad_norm_g: float
+
+
 class Control:
     """Thread-safe requests, sent by a UI or a signal handler, read by the loop before each step: stop, pause and
     resume, settings to change, and single steps of one player (taken even while paused)."""
@@ -266,12 +278,19 @@ class Trainer:
         """One step on a batch: `d_steps` D updates (each with fresh noise) and one G update, or only D's part
         ("d") or G's part ("g"). The player not updated is still measured: its loss against the other."""
         started = time.perf_counter()
-        loss_name = self.config.loss
         y = labels if self.config.conditional else None
         update_d, update_g = "d" in players, "g" in players
-        grad_norm_d = grad_norm_g = 0.0
+        fake, logits_real, logits_fake, loss_d, grad_norm_d = self._update_d(real, y, update_d, update_g)
+        loss_g, grad_norm_g = self._update_g(fake, y, update_g)
+        losses = StepLosses(loss_d, loss_g, logits_real, logits_fake, grad_norm_d, grad_norm_g)
+        return self._count_step(real.size(0), time.perf_counter() - started, players, losses)
 
-        # (1) Update D: maximise log D(x) + log(1 - D(G(z))) (or the chosen loss), d_steps times
+    def _update_d(
+        self, real: torch.Tensor, y: torch.Tensor | None, update_d: bool, update_g: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
+        """(1) Update D: maximise log D(x) + log(1 - D(G(z))) (or the chosen loss), d_steps times. Returns the last
+        fakes (in G's graph when G updates next), D's logits on the real and fake batch, D's loss and gradient norm."""
+        loss_name, grad_norm_d = self.config.loss, 0.0
         self.D.requires_grad_(update_d)
         # A D-only step leaves all of G as it was: its batch-norm statistics too, which drawing the fakes would move.
         g_buffers = None if update_g else [buffer.clone() for buffer in self.G.buffers()]
@@ -292,45 +311,52 @@ class Trainer:
                 self._check_finite("D", loss_d)
                 grad_norm_d = _grad_norm(self.D)
                 self.opt_d.step()
-
         if g_buffers is not None:
             for buffer, saved in zip(self.G.buffers(), g_buffers):
                 buffer.copy_(saved)
+        return fake, logits_real, logits_fake, loss_d, grad_norm_d
 
-        # (2) Update G: maximise log D(G(z)); D's weights are frozen so their gradients are not computed
+    def _update_g(self, fake: torch.Tensor, y: torch.Tensor | None, update_g: bool) -> tuple[torch.Tensor, float]:
+        """(2) Update G: maximise log D(G(z)); D's weights are frozen so their gradients are not computed."""
         self.D.requires_grad_(False)
         with self._autocast(), torch.set_grad_enabled(update_g):
             logits_gen = self.D(fake, y).float()
-        loss_g = generator_loss(loss_name, logits_gen)
-        if update_g:
-            self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            self._check_finite("G", loss_g)
-            grad_norm_g = _grad_norm(self.G)
-            self.opt_g.step()
-            self._update_ema()
+        loss_g = generator_loss(self.config.loss, logits_gen)
+        if not update_g:
+            return loss_g, 0.0
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self._check_finite("G", loss_g)
+        grad_norm_g = _grad_norm(self.G)
+        self.opt_g.step()
+        self._update_ema()
+        return loss_g, grad_norm_g
 
+    def _count_step(self, images: int, elapsed: float, players: str, losses: StepLosses) -> StepMetrics:
+        """Advance the step counters and the smoothed speed, and report the step."""
         self.step += 1
         self.batch += 1
-        self.images_seen += real.size(0)
-        elapsed = time.perf_counter() - started
+        self.images_seen += images
         self.seconds += elapsed
-        rate = real.size(0) / max(elapsed, 1e-9)
+        rate = images / max(elapsed, 1e-9)
         self._rate = rate if self._rate == 0 else 0.9 * self._rate + 0.1 * rate
-        belief_real, belief_fake = d_belief(loss_name, logits_real), d_belief(loss_name, logits_fake)
+        loss_name = self.config.loss
+        belief_real, belief_fake = d_belief(loss_name, losses.logits_real), d_belief(loss_name, losses.logits_fake)
         return StepMetrics(
             step=self.step,
             epoch=self.epoch,
             batch=self.batch,
-            loss_d=loss_d.item(),
-            loss_g=loss_g.item(),
+            loss_d=losses.loss_d.item(),
+            loss_g=losses.loss_g.item(),
             d_real=None if belief_real is None else belief_real.mean().item(),
             d_fake=None if belief_fake is None else belief_fake.mean().item(),
-            grad_norm_d=grad_norm_d,
-            grad_norm_g=grad_norm_g,
+            grad_norm_d=losses.grad_norm_d,
+            grad_norm_g=losses.grad_norm_g,
             images_per_sec=self._rate,
             seconds=self.seconds,
-            wasserstein=(logits_real.mean() - logits_fake.mean()).item() if loss_name == "wgan-gp" else None,
+            wasserstein=(losses.logits_real.mean() - losses.logits_fake.mean()).item()
+            if loss_name == "wgan-gp"
+            else None,
             players=players,
         )
 

@@ -151,6 +151,7 @@ def test_an_invalid_setting_is_explained_and_starts_nothing(root, settings, name
     assert not root.exists() or not any(root.iterdir())
 
 
+@pytest.mark.slow
 def test_a_tiny_run_shows_charts_progress_and_saved_epochs(root):
     at = start(open_app(), **TINY_FORM, cfg_name="tiny")
     session = common.get_session()
@@ -197,6 +198,7 @@ def test_clearing_streamlits_caches_stops_the_job(root):
     assert common.get_session() is not session
 
 
+@pytest.mark.slow
 def test_the_timeline_slider_changes_the_shown_epoch(root, downloads):
     saved_run(root)
     at = open_app()
@@ -215,6 +217,7 @@ def test_the_timeline_slider_changes_the_shown_epoch(root, downloads):
     assert gif_frames(downloads["timeline_gif"]()) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["cdcgan", "classic"])
 def test_the_latent_page_draws_grids_an_interpolation_and_neighbours(root, preset, downloads):
     saved_run(root, epochs=1, preset=preset)
@@ -235,6 +238,7 @@ def test_the_latent_page_draws_grids_an_interpolation_and_neighbours(root, prese
         assert any("asked to be a 7" in caption for image in at.image for caption in image.captions)
 
 
+@pytest.mark.slow
 def test_the_timeline_shows_an_epochs_scores_when_present(root):
     run = saved_run(root, epochs=2)
     scores = {
@@ -256,6 +260,7 @@ def test_the_timeline_shows_an_epochs_scores_when_present(root):
         assert key in charts
 
 
+@pytest.mark.slow
 def test_turning_the_live_view_off_says_so_and_training_goes_on(root):
     at = start(open_app(), **LONG_FORM, cfg_name="quiet")
     session = common.get_session()
@@ -270,6 +275,7 @@ def test_turning_the_live_view_off_says_so_and_training_goes_on(root):
     assert "Live view is off" not in texts(at)
 
 
+@pytest.mark.slow
 def test_pause_and_resume_are_enabled_only_when_they_apply(root):
     at = start(open_app(), **LONG_FORM, cfg_name="pausable")
     session = common.get_session()
@@ -285,6 +291,7 @@ def test_pause_and_resume_are_enabled_only_when_they_apply(root):
     assert session.snapshot().status == "running"
 
 
+@pytest.mark.slow
 def test_a_finished_run_can_be_continued(root):
     run = saved_run(root, epochs=2)
     at = open_app()
@@ -351,7 +358,7 @@ def test_a_poisoned_run_is_listed_with_its_reason_on_every_page(poisoned_app, pa
         assert "unreadable" in poisoned_app.error[0].value
 
 
-@pytest.mark.parametrize("page", ["views/timeline.py", "views/latent.py"])
+@pytest.mark.parametrize("page", [pytest.param("views/timeline.py", marks=pytest.mark.slow), "views/latent.py"])
 def test_the_good_run_beside_a_poisoned_one_works(poisoned_app, page):
     poisoned_app.selectbox(key="run").set_value("good").run()
     poisoned_app.switch_page(page).run()

@@ -22,7 +22,12 @@ APP = Path(__file__).resolve().parents[1] / "app.py"
 
 
 def open_app() -> AppTest:
+    """The app's first page with the Experiment and Failure recipes expanders open, as clicks would open them (their
+    content is drawn only while open)."""
     at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception
+    at.session_state["experiment_open"] = at.session_state["recipes_open"] = True
+    at.run()
     assert not at.exception
     return at
 
@@ -74,6 +79,7 @@ def test_a_bad_live_value_is_explained_and_changes_nothing(root):
     assert session.snapshot().changes == ()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("players, grid_same", [("d", True), ("g", False)])
 def test_a_single_step_while_paused_shows_before_and_after(root, players, grid_same):
     long_job()
@@ -114,6 +120,7 @@ def saved(root: Path, name: str, **settings) -> Run:
     return run
 
 
+@pytest.mark.slow
 def test_the_compare_page_overlays_runs_and_lists_what_differs(root):
     saved(root, "calm")
     saved(root, "fast-d", lr_d=0.002, set_at=("4:loss=hinge",))

@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from gan.data import load_mnist
 from tests.test_app import fresh_app, open_app, saved_run, texts  # noqa: F401 - fresh_app is an autouse fixture
 
 
+@pytest.mark.slow
 def test_the_timeline_draws_the_map_and_a_clicked_point_shows_its_details(root):
     saved_run(root, epochs=2)
     at = open_app(settings=False)
@@ -47,6 +49,7 @@ def upload(at, data: bytes):
     return at
 
 
+@pytest.mark.slow
 def test_the_digit_page_reads_a_picture_shows_verdicts_and_finds_it(root):
     saved_run(root, epochs=2)
     at = open_app(settings=False)

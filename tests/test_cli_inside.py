@@ -106,6 +106,7 @@ def test_invert_refuses_an_unknown_output_type_before_any_work(root, seven, tmp_
     assert "must end in .png or .npy" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_eval_prints_each_digits_fid_for_a_conditional_run(root, capsys):
     assert gan(root, "eval", "--run", "tiny", "--epoch", "2") == 0
     out = capsys.readouterr().out

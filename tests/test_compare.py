@@ -1,5 +1,7 @@
 """Comparing runs: differing settings (mid-run changes included), curves aligned on epochs, images or seconds."""
 
+from pathlib import Path
+
 import pytest
 
 from gan.__main__ import main
@@ -8,19 +10,27 @@ from gan.compare import CHANGES, RunRecord, change_marks, differing_settings, lo
 from gan.runner import prepare_trainer, train_run
 from tests.conftest import tiny_config
 
+RUN_SETTINGS = {
+    "base": tiny_config(epochs=2),
+    "fast-d": tiny_config(epochs=2, lr_d=2e-3, batch_size=32),
+    "switched": tiny_config(epochs=2, set_at=("4:loss=hinge",)),
+}
 
-@pytest.fixture
-def runs(root):
-    """Three tiny runs: a baseline, one with a higher lr_d and batch, one whose loss changed at step 4."""
-    settings = {
-        "base": tiny_config(epochs=2),
-        "fast-d": tiny_config(epochs=2, lr_d=2e-3, batch_size=32),
-        "switched": tiny_config(epochs=2, set_at=("4:loss=hinge",)),
-    }
-    for name, config in settings.items():
+
+@pytest.fixture(scope="module")
+def saved_root(tmp_path_factory) -> Path:
+    """Three tiny runs, trained once for the module: a baseline, one with a higher lr_d and batch, one whose loss
+    changed at step 4."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    for name, config in RUN_SETTINGS.items():
         run = Run.at(name, root)
         assert train_run(run, prepare_trainer(run, config)) == "finished"
-    return load([Run.at(name, root) for name in settings])
+    return root
+
+
+@pytest.fixture
+def runs(saved_root) -> list[RunRecord]:
+    return load([Run.at(name, saved_root) for name in RUN_SETTINGS])
 
 
 def test_differing_settings_name_each_runs_value(runs):
@@ -61,10 +71,10 @@ def test_score_table_has_the_columns_any_epoch_has():
     assert rows == [[1, 90.0, 7, None], [2, 40.0, None, 0.5]]
 
 
-def test_cli_compare_prints_the_differences_and_each_runs_scores(runs, root, capsys):
-    assert main(["--root", str(root), "compare", "base", "fast-d", "switched"]) == 0
+def test_cli_compare_prints_the_differences_and_each_runs_scores(saved_root, capsys):
+    assert main(["--root", str(saved_root), "compare", "base", "fast-d", "switched"]) == 0
     out = capsys.readouterr().out
     assert "settings that differ" in out and "lr_d" in out and "step 4: loss bce -> hinge" in out
     assert out.count("scores per epoch: none") == 3
-    assert main(["--root", str(root), "compare", "base"]) == 1
+    assert main(["--root", str(saved_root), "compare", "base"]) == 1
     assert "2 to 4 different runs" in capsys.readouterr().err

@@ -51,6 +51,7 @@ def test_shipped_files_match_their_recorded_hashes_and_are_small():
         assert path.stat().st_size < 1_000_000
 
 
+@pytest.mark.slow
 def test_both_judges_load_from_the_shipped_files_and_reach_99_percent(judges):
     for judge in (judges.first, judges.second):
         assert judge.metadata["source"] == "shipped"
@@ -64,6 +65,7 @@ def test_shipped_judges_are_loaded_once_whatever_the_cache_folder(judges, tmp_pa
     assert not (tmp_path / "judge").exists()
 
 
+@pytest.mark.slow
 def test_training_is_deterministic_byte_for_byte():
     for name in SPECS:
         first, second = (encode_judge(train_judge(name, steps_per_epoch=2)) for _ in range(2))

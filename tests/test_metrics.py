@@ -40,6 +40,7 @@ def train():
     return load_mnist(split="train")
 
 
+@pytest.mark.slow
 def test_fid_of_real_images_is_near_zero_and_far_below_noise(judge, train):
     real = evaluate_images(train.images[:3000], judge)
     noise = evaluate_images(torch.rand(3000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1, judge)
@@ -58,6 +59,7 @@ def test_single_digit_generator_is_flagged_as_collapsed(judge, train):
     assert scores.classifier_score < 1.5
 
 
+@pytest.mark.slow
 def test_label_agreement_is_the_share_of_images_read_as_their_label(judge):
     test = load_mnist(split="test")
     images, labels = test.images[:2000], test.labels[:2000]  # the judge's accuracy on all of them: test_judge.py
@@ -67,12 +69,14 @@ def test_label_agreement_is_the_share_of_images_read_as_their_label(judge):
     assert evaluate_images(test.images[:100], judge).label_agreement is None
 
 
+@pytest.mark.slow
 def test_scores_are_deterministic(judge, train):
     images, labels = train.images[:1000], train.labels[:1000]
     assert evaluate_images(images, judge, labels) == evaluate_images(images, judge, labels)
     assert reference_scores(judge, n=500, seed=3) == reference_scores(judge, n=500, seed=3)
 
 
+@pytest.mark.slow
 def test_reference_scores_span_floor_to_ceiling_on_both_judges(judges):
     scores = reference_scores(judges, n=1000)
     assert scores[REAL_KEY].fid < scores[NOISE_KEY].fid
@@ -177,6 +181,7 @@ def test_collapse_warnings_name_missing_and_dominant_digits():
     assert collapse_warnings([0.1] * 10) == []
 
 
+@pytest.mark.slow
 def test_each_epoch_is_scored_into_the_history_and_shown_by_eval(judge, root, capsys):
     from gan.__main__ import main
     from gan.checkpoints import Run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from gan.data import load_mnist
@@ -12,6 +13,7 @@ from gan.metrics import Scores, per_class_fid, score_generator
 from gan.models import ConvGenerator
 
 
+@pytest.mark.slow
 def test_real_digits_score_low_and_a_wrong_class_scores_high():
     judge = load_judge()
     train = load_mnist(split="train")

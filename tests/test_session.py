@@ -191,6 +191,7 @@ def test_rapid_starts_from_two_threads_start_exactly_one_job(root, sessions):
     assert not session.is_alive()
 
 
+@pytest.mark.slow
 def test_random_pause_resume_stop_and_continue_from_two_threads_never_deadlock(root, sessions):
     session, errors = sessions(publish_interval=0.0), []
     assert session.start(tiny_config(epochs=200), "storm")

@@ -52,6 +52,7 @@ def test_stop_is_honoured_within_one_step(data):
     assert outcome == "stopped" and trainer.step == 4
 
 
+@pytest.mark.slow
 def test_pause_blocks_until_resume(data):
     control = Control()
     trainer = Trainer(tiny_config(steps_per_epoch=20), data)

@@ -40,6 +40,7 @@ LIVE_CHARTS = (
     (("d_real", "d_fake"), "What D believes", "live_beliefs"),
 )
 # st.progress animates each change of its value: on a polling page that animation cost more than the rest of a redraw
+SCIENCE = ":material/science:"
 STILL_PROGRESS_BAR = "<style>[data-testid='stProgress'] * { transition: none !important; }</style>"
 
 GAN_EXPLAINED = """
@@ -254,9 +255,11 @@ def job_panel(snapshot: Snapshot) -> None:
     st.html(STILL_PROGRESS_BAR)
     job_header(snapshot)
     if snapshot.status in (Status.RUNNING, Status.PAUSED):
-        with st.expander("Experiment: change settings, step one player", icon=":material/science:"):
-            experiment.live_settings(snapshot, session)
-            experiment.step_through(snapshot, session)
+        controls = lazy_expander("Experiment: change settings, step one player", "experiment_open", icon=SCIENCE)
+        if controls.open:
+            with controls:
+                experiment.live_settings(snapshot, session)
+                experiment.step_through(snapshot, session)
     progress_box = st.container()
     charts, samples = st.columns([3, 2], gap="large")
     st.fragment(job_status, run_every=STATUS_EVERY if live else None)(snapshot.status, live, progress_box, samples)
@@ -367,18 +370,18 @@ def continue_panel(info: RunInfo | None, active: bool) -> None:
 # --- the page -------------------------------------------------------------------------------------------------
 
 
+def lazy_expander(label: str, key: str, expanded: bool = False, icon: str | None = None) -> DeltaGenerator:
+    """An expander whose caller fills it only while it is open (`.open`). The live panel's every redraw re-renders
+    the whole page in the browser, so a closed expander must not carry a form, an essay or a list of buttons."""
+    return st.expander(label, expanded=expanded, icon=icon, key=key, on_change="rerun")
+
+
 def page() -> None:
     snapshot = session.snapshot()
     selected = st.session_state.get("selected_run")
     st.title("Train")
-    # Expanders that only hold their content while open: the live panel's every redraw re-renders the whole page in
-    # the browser, so a closed expander should not carry a form or an essay.
-    explainer = st.expander(
-        "What is a GAN, and how do I read this page?",
-        expanded=selected is None,
-        icon=":material/school:",
-        key="explainer_open",
-        on_change="rerun",
+    explainer = lazy_expander(
+        "What is a GAN, and how do I read this page?", "explainer_open", selected is None, icon=":material/school:"
     )
     if explainer.open:
         explainer.markdown(GAN_EXPLAINED)
@@ -386,18 +389,15 @@ def page() -> None:
         first_minute()
     if snapshot.status != Status.IDLE:
         job_panel(snapshot)
-    settings = st.expander(
-        "Settings for a new run",
-        expanded=selected is not None and not snapshot.active,
-        key="settings_open",
-        on_change="rerun",
-    )
+    settings = lazy_expander("Settings for a new run", "settings_open", selected is not None and not snapshot.active)
     if settings.open:
         with settings:
             settings_form(snapshot.active)
     continue_panel(selected, snapshot.active)
-    with st.expander("Failure recipes: reproduce a classic failure", icon=":material/science:"):
-        experiment.recipes(session, snapshot.active)
+    recipes = lazy_expander("Failure recipes: reproduce a classic failure", "recipes_open", icon=SCIENCE)
+    if recipes.open:
+        with recipes:
+            experiment.recipes(session, snapshot.active)
 
 
 page()
