@@ -22,6 +22,7 @@ from gan.dmap import epoch_map, real_points, summary
 from gan.inversion import STEPS, Weights, invert
 from gan.judge import load_judge
 from gan.probe import judge_reading, load_discriminator
+from gan.train import inference_bf16
 
 
 def inversion_figures(run: Run, epoch: int | None, count: int, steps: int, batch: int) -> None:
@@ -31,7 +32,7 @@ def inversion_figures(run: Run, epoch: int | None, count: int, steps: int, batch
     chosen = torch.randperm(len(test), generator=torch.Generator().manual_seed(1))[:count]
     targets, labels = test.images[chosen], test.labels[chosen]
     started, cpu = time.perf_counter(), time.process_time()
-    found = invert(G, judge, targets, steps=steps, batch=batch, weights=Weights(bf16=config.precision == "bf16"))
+    found = invert(G, judge, targets, steps=steps, batch=batch, weights=Weights(bf16=inference_bf16(config.precision)))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     read = judge_reading(judge, found.images).labels
     original = judge_reading(judge, targets).labels
@@ -57,7 +58,7 @@ def map_figures(run: Run, epochs: list[int]) -> None:
         started, cpu = time.perf_counter(), time.process_time()
         G, config, _ = load_generator(run, epoch)
         D, _ = load_discriminator(run, epoch)
-        found = epoch_map(G, D, config.batch_size, real, judge, bf16=config.precision == "bf16")
+        found = epoch_map(G, D, config.batch_size, real, judge, bf16=inference_bf16(config.precision))
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         numbers = summary(real, found)
         print(f"{epoch:>6} {seconds:>8.2f} {cpu:>8.2f} {numbers.mean_real:>8.2f} {numbers.mean_fake:>8.2f} "

@@ -30,7 +30,15 @@ from gan.models import check_memory, count_parameters
 from gan.probe import ImageError, digit_from_png, digits_from_npy, judge_reading, verdicts
 from gan.recipes import RECIPES, get_recipe
 from gan.runner import RunError, check_same_settings, check_startable, prepare_trainer, train_run
-from gan.train import Control, DeviceUnavailable, StepMetrics, Trainer, TrainingDiverged, configure_threads
+from gan.train import (
+    Control,
+    DeviceUnavailable,
+    StepMetrics,
+    Trainer,
+    TrainingDiverged,
+    configure_threads,
+    inference_bf16,
+)
 
 
 class UsageError(Exception):
@@ -221,7 +229,8 @@ def _train(args: argparse.Namespace, run: Run, trainer: Trainer, threads: int) -
         load_judges()
     print(
         f"run {run.name} ({run.path}): preset {config.preset}, G {count_parameters(trainer.G):,} parameters, "
-        f"D {count_parameters(trainer.D):,} parameters, device {trainer.device} ({threads} CPU threads), "
+        f"D {count_parameters(trainer.D):,} parameters, device {trainer.device} ({threads} CPU threads, "
+        f"{'bf16' if trainer.bf16 else 'fp32'}), "
         f"{trainer.steps_per_epoch} steps per epoch of {config.batch_size}"
     )
     control = Control()
@@ -461,7 +470,7 @@ def invert_command(args: argparse.Namespace) -> int:
     G, config, epoch = load_generator(Run.at(args.run, args.root), args.epoch)
     judge = load_judge()
     started = time.perf_counter()
-    found = invert(G, judge, targets, steps=args.steps, weights=Weights(bf16=config.precision == "bf16"))
+    found = invert(G, judge, targets, steps=args.steps, weights=Weights(bf16=inference_bf16(config.precision)))
     seconds = time.perf_counter() - started
     with writing():
         if args.out.suffix.lower() == ".npy":

@@ -24,7 +24,7 @@ G_KERNELS = (3, 4, 5)  # kernel of the conv generators' stride-2 transposed conv
 # Settings a running job may change: they steer the optimisation, not the shapes of the networks.
 CHANGEABLE = ("lr_g", "lr_d", "d_steps", "loss", "ema_decay")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 UPSAMPLES = ("transposed", "nearest")
 G_NORMS = ("none", "batch")
 
@@ -186,7 +186,13 @@ class Config:
         section="advanced",
     )
     precision: str = setting(
-        "bf16", str, "Precision", "bf16 autocast is faster on most CPUs", choices=PRECISIONS, section="advanced"
+        "auto",
+        str,
+        "Precision",
+        "auto: bf16 autocast where the hardware computes bf16 (CUDA GPUs, CPUs with AVX512-BF16, AMX or Arm BF16), "
+        "else fp32; bf16 elsewhere is emulated and over ten times slower",
+        choices=PRECISIONS,
+        section="advanced",
     )
     checkpoint_every: int = setting(
         1,
@@ -371,11 +377,10 @@ PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
         "batch_size": 128,
         "lr_g": 2e-4,
         "lr_d": 2e-4,
-        "precision": "bf16",
         "g_norm": "batch",
     },
-    "dcgan": {"latent_dim": 64, "width": 32, "batch_size": 128, "lr_g": 5e-4, "lr_d": 5e-4, "precision": "bf16"},
-    "cdcgan": {"latent_dim": 64, "width": 32, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4, "precision": "bf16"},
+    "dcgan": {"latent_dim": 64, "width": 32, "batch_size": 128, "lr_g": 5e-4, "lr_d": 5e-4},
+    "cdcgan": {"latent_dim": 64, "width": 32, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4},
 }
 # Short epochs (12,800 images, about 12 s on a laptop CPU) so that the timeline fills while a newcomer watches.
 QUICK_START: dict[str, Any] = {"preset": "cdcgan", "epochs": 10, "steps_per_epoch": 200}

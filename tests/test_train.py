@@ -5,8 +5,9 @@ import time
 import pytest
 import torch
 
+import gan.train
 from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
-from gan.train import Control, Trainer, TrainingDiverged
+from gan.train import Control, Trainer, TrainingDiverged, inference_bf16, use_bf16
 from tests.conftest import tiny_config
 
 
@@ -79,3 +80,15 @@ def test_nan_loss_stops_training_before_the_step_is_applied(data):
     with pytest.raises(TrainingDiverged, match="loss became nan.*lr_g, lr_d"):
         trainer.run()
     assert all(torch.isfinite(p).all() for p in trainer.D.parameters())
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_precision_trains_in_bf16_only_where_the_hardware_computes_it(native, data, monkeypatch):
+    """Emulated bf16 (an AVX2-only CPU) is over ten times slower than fp32: "auto" must not choose it there."""
+    monkeypatch.setattr(gan.train, "native_bf16", lambda device: native)
+    assert Trainer(tiny_config(), data).bf16 is native, "auto is the default"
+    assert Trainer(tiny_config(precision="bf16"), data).bf16, "an explicit bf16 is honoured"
+    assert not Trainer(tiny_config(precision="fp32"), data).bf16
+    assert use_bf16("auto", torch.device("cpu")) is native
+    assert inference_bf16("bf16") is native, "a bf16 run's samples are drawn in fp32 where bf16 would be emulated"
+    assert not inference_bf16("fp32")

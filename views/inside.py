@@ -21,6 +21,7 @@ from gan.judge import load_judge
 from gan.latent import nearest_real, sample
 from gan.metrics import EVAL_SAMPLES, EVAL_SEED, per_class_fid
 from gan.probe import Push, load_discriminator, push
+from gan.train import inference_bf16
 from views import common
 
 REAL, FAKE = 0, 1
@@ -47,7 +48,7 @@ def cached_discriminator(path: str, epoch: int, stamp: float) -> tuple[torch.nn.
 def cached_map(path: str, epoch: int, stamp: float) -> EpochMap:
     G, config, _ = common.cached_generator(path, epoch, stamp)
     D, _ = cached_discriminator(path, epoch, stamp)
-    return epoch_map(G, D, config.batch_size, map_real_points(), load_judge(), bf16=config.precision == "bf16")
+    return epoch_map(G, D, config.batch_size, map_real_points(), load_judge(), bf16=inference_bf16(config.precision))
 
 
 # --- the map --------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from gan.images import grid_image
 from gan.inversion import Inversion, Weights, invert
 from gan.judge import load_judge
 from gan.probe import ImageError, digit_from_png, judge_reading, verdicts
+from gan.train import inference_bf16
 from views import common
 
 CANVAS_SIDE = 280
@@ -88,7 +89,7 @@ def verdict_figure(found: list[tuple[int, float]]) -> go.Figure:
 @st.cache_resource(max_entries=8, show_spinner="Searching the latent space (a few hundred steps)…")
 def cached_inversion(path: str, epoch: int, stamp: float, digit_key: str, _digit: torch.Tensor) -> Inversion:
     G, config, _ = common.cached_generator(path, epoch, stamp)
-    return invert(G, load_judge(), _digit[None], steps=STEPS, weights=Weights(bf16=config.precision == "bf16"))
+    return invert(G, load_judge(), _digit[None], steps=STEPS, weights=Weights(bf16=inference_bf16(config.precision)))
 
 
 def inversion(info: RunInfo, run: Run, epochs: list[int], digit: torch.Tensor, digit_key: str) -> None:
