@@ -376,6 +376,7 @@ class Trainer:
         self._rate = rate if self._rate == 0 else 0.9 * self._rate + 0.1 * rate
         loss_name = self.config.loss
         belief_real, belief_fake = d_belief(loss_name, losses.logits_real), d_belief(loss_name, losses.logits_fake)
+        critic = losses.logits_real.mean() - losses.logits_fake.mean() if loss_name == "wgan-gp" else None
         return StepMetrics(
             step=self.step,
             epoch=self.epoch,
@@ -388,9 +389,7 @@ class Trainer:
             grad_norm_g=losses.grad_norm_g,
             images_per_sec=self._rate,
             seconds=self.seconds,
-            wasserstein=(losses.logits_real.mean() - losses.logits_fake.mean()).item()
-            if loss_name == "wgan-gp"
-            else None,
+            wasserstein=critic.item() if critic is not None else None,
             players=players,
         )
 

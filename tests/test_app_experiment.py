@@ -79,6 +79,21 @@ def test_a_bad_live_value_is_explained_and_changes_nothing(root):
     assert session.snapshot().changes == ()
 
 
+def test_closed_experiment_and_recipe_panels_draw_nothing_the_live_view_would_redraw(root):
+    """Every live redraw re-renders the whole page in the browser: closed panels must stay empty."""
+    long_job()
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    session = common.get_session()
+    wait_until(at, lambda: session.snapshot().status == "running")
+    keys = {"live_lr_d", "live_apply", "step_d", "recipe_mode-collapse"}
+    drawn = {widget.key for kind in ("number_input", "button") for widget in at.get(kind)}
+    assert not keys & drawn
+    at.session_state["experiment_open"] = at.session_state["recipes_open"] = True
+    at.run()
+    drawn = {widget.key for kind in ("number_input", "button") for widget in at.get(kind)}
+    assert keys <= drawn
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("players, grid_same", [("d", True), ("g", False)])
 def test_a_single_step_while_paused_shows_before_and_after(root, players, grid_same):
