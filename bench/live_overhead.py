@@ -148,7 +148,7 @@ def from_cli(epochs: int) -> list[Epoch]:
     with tempfile.TemporaryDirectory() as checkpoints:
         command = [sys.executable, "-m", "gan", "--root", checkpoints, "train", "--run", "cli"]
         command += ["--preset", CONFIG.preset, "--epochs", str(epochs)]
-        command += ["--steps-per-epoch", str(CONFIG.steps_per_epoch)]
+        command += ["--steps-per-epoch", str(CONFIG.steps_per_epoch), "--width", str(CONFIG.width)]
         if not judge_is_cached():
             command.append("--no-eval")
         subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
