@@ -31,9 +31,11 @@ session = common.get_session()
 # While a job runs, two fragments poll (unless the user switched the live view off). Every redraw costs CPU that a
 # laptop takes from training: in the browser about 0.08 s for the progress line and the grid (much of it React
 # re-rendering the whole page, hence the lazy expanders below) and 0.3 s for the two plotly charts; in the server
-# about 0.035 s, the fresh grid included. So the charts redraw least often. Figures: bench/README.md, live view cost.
-STATUS_EVERY = 5.0  # seconds: the progress line and the sample grid (the job draws a fresh grid at most this often)
-CHARTS_EVERY = 20.0  # the loss charts
+# about 0.035 s, the fresh grid included, and 0.13 s for the charts and the diagnosis. So the charts redraw least
+# often. On a 2-core AVX2 CPU the quick start's small networks made the 5 s / 20 s paces cost 5.2% of training, hence
+# 8 s / 30 s. Figures: bench/README.md, live view cost.
+STATUS_EVERY = 8.0  # seconds: the progress line and the sample grid (the job draws a fresh grid at most this often)
+CHARTS_EVERY = 30.0  # the loss charts and the diagnosis
 LIVE_CHART_POINTS = 500
 LIVE_CHARTS = (
     (("loss_d", "loss_g"), "Losses", "live_losses"),
