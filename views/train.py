@@ -41,8 +41,8 @@ LIVE_CHARTS = (
     (("loss_d", "loss_g"), "Losses", "live_losses"),
     (("d_real", "d_fake"), "What D believes", "live_beliefs"),
 )
+SCIENCE = ":material/science:"  # the icon of the experiment panels
 # st.progress animates each change of its value: on a polling page that animation cost more than the rest of a redraw
-SCIENCE = ":material/science:"
 STILL_PROGRESS_BAR = "<style>[data-testid='stProgress'] * { transition: none !important; }</style>"
 
 GAN_EXPLAINED = """
