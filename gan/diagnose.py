@@ -179,9 +179,16 @@ def collapse_across_classes(history: Sequence[dict[str, Any]]) -> Finding | None
     covered, top = int(scores.get("classes_covered", 10)), max(histogram)
     if covered >= FEW_CLASSES and top <= CROWDED_CLASS:
         return None
-    # Early blobs are read as one digit or two: that is collapse only once G draws digits, or after it drew more.
-    earlier = [int(r["scores"].get("classes_covered", 0)) for r in epochs_of(history) if r.get("scores")][:-1]
-    if float(scores.get("fid", 0)) > DIGITS_FID and max(earlier, default=0) < covered + 2:
+    # Early blobs are read as one digit or two: that is collapse only once G draws digits, or after it drew more
+    # (two digits more, or more digits at a lower FID: the run got worse on both counts).
+    fid = float(scores.get("fid", 0))
+    earlier = [
+        (int(r["scores"].get("classes_covered", 0)), float(r["scores"].get("fid", math.inf)))
+        for r in epochs_of(history)
+        if r.get("scores")
+    ][:-1]
+    drew_more = any(count >= covered + 2 or (count > covered and earlier_fid < fid) for count, earlier_fid in earlier)
+    if fid > DIGITS_FID and not drew_more:
         return None
     crowded = ", ".join(str(digit) for digit, share in enumerate(histogram) if share > CROWDED_CLASS)
     return Finding(

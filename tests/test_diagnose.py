@@ -89,6 +89,11 @@ def test_early_blobs_read_as_one_digit_are_not_collapse_until_more_were_drawn():
     assert names([*history(), epoch(blobs, fid=580.0)]) == []
     earlier = {**epoch(BALANCED, fid=400.0), "epoch": 2}
     assert names([*history(), earlier, epoch(blobs, fid=580.0)]) == ["collapse-across-classes"]
+    five, four = ([0.2] * 5 + [0.0] * 5, [0.0] * 6 + [0.1, 0.1, 0.2, 0.6])
+    worse = [*history(), {**epoch(five, fid=337.0), "epoch": 2}, epoch(four, fid=440.0)]
+    assert names(worse) == ["collapse-across-classes"], "fewer digits at a higher FID than before: collapsing"
+    better = [*history(), {**epoch(five, fid=500.0), "epoch": 2}, epoch(four, fid=440.0)]
+    assert names(better) == [], "one digit fewer while the samples improve is the blobs' early noise"
 
 
 def test_collapse_within_classes_from_recall_or_coverage():

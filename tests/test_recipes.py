@@ -6,7 +6,7 @@ import torch
 from gan.__main__ import main
 from gan.checkpoints import Run, load_generator
 from gan.config import Config, ConfigError
-from gan.recipes import RECIPES, get_recipe
+from gan.recipes import RECIPES, SMALL_CLASSIC, get_recipe
 
 TINY = ["--width", "4", "--batch-size", "16", "--latent-dim", "8", "--steps-per-epoch", "3", "--epochs", "1"]
 
@@ -28,7 +28,7 @@ def test_recipes_fail_in_the_ways_they_name():
     (slowdown,) = collapsing.scheduled_changes
     assert slowdown.field == "lr_d" and slowdown.value <= min(0.1 * collapsing.lr_d, 0.01 * collapsing.lr_g)
     assert get_recipe("checkerboard").config().g_kernel % 2 == 1, "a kernel the stride 2 does not divide"
-    unstable, healthy = get_recipe("unstable").config(), Config.for_preset("classic")
+    unstable, healthy = get_recipe("unstable").config(), Config.for_preset(**SMALL_CLASSIC)
     assert unstable.lr_g >= 5 * healthy.lr_g and unstable.lr_d >= 5 * healthy.lr_d and unstable.beta1 > healthy.beta1
 
 
