@@ -41,7 +41,7 @@ DIGITS_FID = 300.0  # ... once G draws digits (FID below this) or after an earli
 LOW_RECALL, LOW_COVERAGE = 0.25, 0.15
 # Recall and coverage measure variety only among samples close to real digits: rough, speckled digits lie far from
 # every real one however varied they are (a varied, speckled small classic GAN: FID 216, recall 0.01; a healthy
-# cdcgan at FID 176: recall 0.10, at 109: 0.39; the small classic GAN of the recipes at its preset's rates, varied
+# cdcgan at FID 176: recall 0.10, at 109: 0.39; the small classic GAN of the recipes at 2e-4 (SMALL_CLASSIC), varied
 # digits at FID 145: recall 0.21). A cdcgan whose noise has one number (latent_dim 1): FID 79, recall 0.
 SHARP_FID = 100.0
 # The spread of 100 samples: the per-pixel standard deviation across them, averaged over the pixels, on [0, 1].
