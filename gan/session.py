@@ -279,17 +279,22 @@ class Job:
         self.drawn_at = 0.0  # ... and of the latest sample grid
 
     def work(self) -> None:
-        """The thread's body: whatever goes wrong ends in a published failure, so the next Start can begin."""
+        """The thread's body: whatever goes wrong ends in a published failure, so the next Start can begin. The
+        job's last status is published only after the run's lock is released: a Continue pressed the moment the
+        job shows Stopped must find the run free."""
         try:
-            with self.run.lock():  # held for the whole job: a second writer of this run (a CLI) is refused
-                self.train()
-        except BaseException as error:  # shown to the user; what was saved stays on disk
-            self.session.move(Status.FAILED, error=self.failure(error))
+            try:
+                with self.run.lock():  # held for the whole job: a second writer of this run (a CLI) is refused
+                    ended, changes = self.train()
+            except BaseException as error:  # shown to the user; what was saved stays on disk
+                ended, changes = Status.FAILED, {"error": self.failure(error)}
+            self.session.move(ended, **changes)
         finally:
             if self.session.snapshot().active:  # never leave the job looking busy
                 self.session.move(Status.FAILED, error=self.session.snapshot().error or "the job ended unexpectedly")
 
-    def train(self) -> None:
+    def train(self) -> tuple[Status, dict[str, Any]]:
+        """Train to the end, a Stop or an error; returns the status to end in and what it shows."""
         self.trainer = prepare_trainer(self.run, self.config, self.resume, self.epochs)
         self.load_past()
         self.session.publish(**self.ready_changes())
@@ -305,7 +310,7 @@ class Job:
             before_requested_step=self.before_requested_step,
         )
         ended = Status.FINISHED if outcome == "finished" else Status.STOPPED
-        self.session.move(ended, **self.final_changes())
+        return ended, self.final_changes()
 
     def load_past(self) -> None:
         """A resumed run shows its whole past, thinned like new steps."""

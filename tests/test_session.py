@@ -191,6 +191,29 @@ def test_rapid_starts_from_two_threads_start_exactly_one_job(root, sessions):
     assert not session.is_alive()
 
 
+@pytest.mark.parametrize("stop", [False, True], ids=["finished", "stopped"])
+def test_continue_pressed_the_moment_a_job_ends_finds_the_run_free(root, monkeypatch, sessions, stop):
+    session, locked_when_ended = sessions(), []
+    move = session.move
+
+    def watching_move(status, expected=None, **changes):
+        if status in (Status.FINISHED, Status.STOPPED):
+            locked_when_ended.append(Run.at("quick", str(root)).holds_lock())
+        return move(status, expected, **changes)
+
+    monkeypatch.setattr(session, "move", watching_move)
+    assert session.start(tiny_config(**(LONG if stop else {})), "quick")
+    if stop:
+        wait_for(lambda: session.snapshot().status == Status.RUNNING)
+        session.stop()
+    wait_for(lambda: not session.snapshot().active)
+    assert locked_when_ended == [False]
+    assert session.start(None, "quick", resume=True, epochs=1000)
+    wait_for(lambda: session.snapshot().status != Status.STARTING)
+    session.stop(wait=30)
+    assert session.snapshot().status == Status.STOPPED, session.snapshot().error
+
+
 @pytest.mark.slow
 def test_random_pause_resume_stop_and_continue_from_two_threads_never_deadlock(root, sessions):
     session, errors = sessions(publish_interval=0.0), []
