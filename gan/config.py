@@ -239,6 +239,16 @@ class Config:
         high=max(G_KERNELS),
         section="advanced",
     )
+    r1_gamma: float = setting(
+        0.0,
+        float,
+        "R1 penalty",
+        "weight of D's gradient penalty on real digits (R1), applied every 16 steps; 0: none",
+        low=0.0,
+        high=1000.0,
+        step=0.1,
+        section="advanced",
+    )
     set_at: tuple[str, ...] = setting(
         (),
         str,

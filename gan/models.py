@@ -173,7 +173,8 @@ class ConvDiscriminator(nn.Module):
         h = self.body(x)  # (B, 4w * 49)
         # Minibatch standard deviation (Karras et al., 2018): real and fake batches go through D separately, so
         # a batch of near-identical fakes is told apart by its low spread, and G is pushed to vary its samples.
-        spread = h.std(dim=0, unbiased=False).mean().expand(len(h), 1)  # (B, 1)
+        # The epsilon keeps it differentiable twice (R1) where a feature is the same across the batch (the border).
+        spread = (h.var(dim=0, unbiased=False) + 1e-8).sqrt().mean().expand(len(h), 1)  # (B, 1)
         logit = self.head(torch.cat([h, spread], dim=1)).squeeze(1)
         if self.embed is not None:
             if y is None:

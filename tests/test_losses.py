@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from gan.train import d_belief, discriminator_loss, generator_loss, gradient_penalty
+from gan.train import d_belief, discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 
 REAL, FAKE = [2.0, -1.0], [0.5, -3.0]
 
@@ -110,6 +110,16 @@ def test_gradient_penalty_value_and_gradient():
     assert penalty.item() == pytest.approx(4.0)
     penalty.backward()  # through the input gradient: d/dw (|w| - 1)^2 = 2 (|w| - 1) w / |w|
     assert D.w.grad.tolist() == pytest.approx((2 * (3 - 1) * w / 3).tolist())
+
+
+def test_r1_penalty_is_the_squared_input_gradient_on_real_digits():
+    w = torch.zeros(784, dtype=torch.float64)
+    w[0], w[1] = 2.0, math.sqrt(5.0)  # |w|^2 = 9 wherever x is
+    D = Linear(w)
+    penalty = r1_penalty(D, torch.randn(4, 1, 28, 28, dtype=torch.float64), None)
+    assert penalty.item() == pytest.approx(9.0)
+    penalty.backward()  # d/dw |w|^2 = 2w: the penalty shrinks D's slope
+    assert D.w.grad.tolist() == pytest.approx((2 * w).tolist())
 
 
 def test_beliefs_are_probabilities_except_for_the_critic():

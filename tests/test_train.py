@@ -46,6 +46,21 @@ def test_same_seed_same_weights_other_seed_other_weights(data):
     assert not all(torch.equal(a[key], c[key]) for key in a)
 
 
+def test_the_r1_penalty_updates_d_every_16_steps_and_stays_deterministic(data):
+    plain, first, second = (
+        Trainer(tiny_config(r1_gamma=gamma, steps_per_epoch=17, epochs=1), data) for gamma in (0, 1, 1)
+    )
+    r1_updates = []
+    real_update = first._regularise_d
+    first._regularise_d = lambda *args: (r1_updates.append(first.step), real_update(*args))
+    for trainer in (plain, first, second):
+        trainer.run()
+    assert r1_updates == [0, 16]
+    a, b, c = weights(first), weights(second), weights(plain)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert not all(torch.equal(a[key], c[key]) for key in a if key.startswith("D/"))
+
+
 def test_stop_is_honoured_within_one_step(data):
     control = Control()
     trainer = Trainer(tiny_config(steps_per_epoch=50), data)
