@@ -27,6 +27,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 UPSAMPLES = ("transposed", "nearest")
 G_NORMS = ("none", "batch")
+AUGMENTS = ("none", "translate")
 
 
 class ConfigError(ValueError):
@@ -247,6 +248,14 @@ class Config:
         low=0.0,
         high=1000.0,
         step=0.1,
+        section="advanced",
+    )
+    augment: str = setting(
+        "none",
+        str,
+        "Augment D's inputs",
+        "translate: D sees every real and fake digit shifted by up to 3 pixels (differentiable augmentation)",
+        choices=AUGMENTS,
         section="advanced",
     )
     set_at: tuple[str, ...] = setting(

@@ -50,6 +50,7 @@ GP_WEIGHT = 10.0  # lambda of the wgan-gp gradient penalty
 # R1 is applied lazily (Karras et al., 2020): every R1_EVERY steps, scaled by R1_EVERY, in its own D update. The
 # penalty changes slowly, so this costs a sixteenth of a double backward per step for the same effect.
 R1_EVERY = 16
+SHIFT = 3  # pixels of the translate augmentation, an eighth of the image (Zhao et al., 2020)
 PLAYERS = ("dg", "d", "g")  # a full step, D's part only, G's part only
 ChangeCallback = Callable[[ChangeRecord], None]
 
@@ -267,6 +268,19 @@ def r1_penalty(D: nn.Module, real: torch.Tensor, y: torch.Tensor | None) -> torc
     return grad.flatten(1).square().sum(1).mean()
 
 
+def translate(images: torch.Tensor, generator: torch.Generator, shift: int = SHIFT) -> torch.Tensor:
+    """Each image moved by its own random whole-pixel offset in [-shift, shift] both ways, the uncovered border
+    filled with the background (-1). Differentiable, so G learns through it: D cannot memorise where strokes sit,
+    and G gains nothing by drawing shifted digits, since D sees real digits shifted alike (Zhao et al., 2020)."""
+    count, _, height, width = images.shape
+    offsets = torch.randint(-shift, shift + 1, (2, count, 1, 1), generator=generator).to(images.device)
+    padded = F.pad(images, (shift, shift, shift, shift), value=-1.0)
+    rows = torch.arange(height, device=images.device).view(1, height, 1) + shift + offsets[0]
+    cols = torch.arange(width, device=images.device).view(1, 1, width) + shift + offsets[1]
+    index = torch.arange(count, device=images.device).view(count, 1, 1)
+    return padded[index, 0, rows, cols].unsqueeze(1)
+
+
 def d_belief(loss: str, logits: torch.Tensor) -> torch.Tensor | None:
     """D's outputs as beliefs that images are real (0 to 1), for charts; None for a wgan-gp critic."""
     if loss == "wgan-gp":
@@ -344,8 +358,8 @@ class Trainer:
             with self._autocast(), torch.set_grad_enabled(update_g):
                 fake = self.G(z, y)
             with self._autocast(), torch.set_grad_enabled(update_d):
-                logits_real = self.D(real, y).float()
-                logits_fake = self.D(fake.detach(), y).float()
+                logits_real = self.D(self._seen_by_d(real), y).float()
+                logits_fake = self.D(self._seen_by_d(fake.detach()), y).float()
             loss_d = discriminator_loss(loss_name, logits_real, logits_fake)
             if loss_name == "wgan-gp" and update_d:
                 mix = torch.rand(real.size(0), 1, 1, 1, generator=self.noise).to(self.device)
@@ -363,6 +377,9 @@ class Trainer:
                 buffer.copy_(saved)
         return fake, logits_real, logits_fake, loss_d, grad_norm_d
 
+    def _seen_by_d(self, images: torch.Tensor) -> torch.Tensor:
+        return translate(images, self.noise) if self.config.augment == "translate" else images
+
     def _regularise_d(self, real: torch.Tensor, y: torch.Tensor | None) -> None:
         """A lazy R1 update of D, in fp32: the penalty's double backward is where bf16's rounding would show."""
         penalty = 0.5 * self.config.r1_gamma * R1_EVERY * r1_penalty(self.D, real, y)
@@ -375,7 +392,7 @@ class Trainer:
         """(2) Update G: maximise log D(G(z)); D's weights are frozen so their gradients are not computed."""
         self.D.requires_grad_(False)
         with self._autocast(), torch.set_grad_enabled(update_g):
-            logits_gen = self.D(fake, y).float()
+            logits_gen = self.D(self._seen_by_d(fake), y).float()
         loss_g = generator_loss(self.config.loss, logits_gen)
         if not update_g:
             return loss_g, 0.0

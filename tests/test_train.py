@@ -7,7 +7,7 @@ import torch
 
 import gan.train
 from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
-from gan.train import Control, Trainer, TrainingDiverged, inference_bf16, use_bf16
+from gan.train import SHIFT, Control, Trainer, TrainingDiverged, inference_bf16, translate, use_bf16
 from tests.conftest import tiny_config
 
 
@@ -59,6 +59,30 @@ def test_the_r1_penalty_updates_d_every_16_steps_and_stays_deterministic(data):
     a, b, c = weights(first), weights(second), weights(plain)
     assert all(torch.equal(a[key], b[key]) for key in a)
     assert not all(torch.equal(a[key], c[key]) for key in a if key.startswith("D/"))
+
+
+def test_translate_moves_each_digit_whole_within_three_pixels_and_passes_gradients():
+    images = torch.full((200, 1, 28, 28), -1.0)
+    images[:, 0, 14, 14] = 1.0  # one lit pixel
+    images.requires_grad_(True)
+    moved = translate(images, torch.Generator().manual_seed(0))
+    assert moved.shape == images.shape and (moved == 1.0).flatten(1).sum(1).eq(1).all()
+    rows, cols = torch.nonzero(moved[:, 0] == 1.0)[:, 1:].T
+    assert (rows - 14).abs().max() == SHIFT and (cols - 14).abs().max() == SHIFT
+    assert len(set(zip(rows.tolist(), cols.tolist()))) == (2 * SHIFT + 1) ** 2  # every offset is drawn
+    moved.sum().backward()
+    assert images.grad[:, 0, 14, 14].eq(1).all()  # every moved pixel passes its gradient back
+
+
+def test_an_augmented_run_trains_deterministically_and_differs_from_a_plain_one(data):
+    plain, first, second = (
+        Trainer(tiny_config(augment=augment), data) for augment in ("none", "translate", "translate")
+    )
+    for trainer in (plain, first, second):
+        trainer.run()
+    a, b, c = weights(first), weights(second), weights(plain)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert not all(torch.equal(a[key], c[key]) for key in a)
 
 
 def test_stop_is_honoured_within_one_step(data):
