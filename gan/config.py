@@ -272,6 +272,8 @@ class Config:
     def __post_init__(self) -> None:
         for name, spec in SETTINGS.items():
             spec.check(getattr(self, name))
+            if spec.kind is float and isinstance(getattr(self, name), int):  # e.g. "beta1": 0 in a JSON file
+                object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "set_at", tuple(self.set_at))  # a JSON list becomes a tuple, so configs compare
         for text in self.set_at:
             parse_change(text, self)

@@ -131,3 +131,9 @@ def test_auto_precision_trains_in_bf16_only_where_the_hardware_computes_it(nativ
     assert use_bf16("auto", torch.device("cpu")) is native
     assert inference_bf16("bf16") is native, "a bf16 run's samples are drawn in fp32 where bf16 would be emulated"
     assert not inference_bf16("fp32")
+
+
+def test_whole_numbers_given_for_rates_train_as_floats(data):
+    config = tiny_config(beta1=0, lr_g=1)  # as a hand-written config.json may hold them
+    assert isinstance(config.beta1, float) and isinstance(config.lr_g, float)
+    Trainer(config, data)  # Adam refuses betas of (0, 0.99)
