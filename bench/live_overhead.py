@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -125,7 +126,8 @@ def from_app(epochs: int, watch_first: bool) -> list[Epoch]:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(url)
             page.get_by_role("button", name="Train a digit generator").click(timeout=60_000)
-            page.get_by_text("Epoch 1 of").first.wait_for(timeout=60_000)  # the live panel is polling
+            # The live panel is polling (an epoch can be shorter than its pace, so any epoch will do).
+            page.get_by_text(re.compile(r"Epoch \d+ of")).first.wait_for(timeout=60_000)
             run = next(Path(checkpoints).glob("first-*"))
             wait_for_file(epoch_file(run, 1), 600)
             for epoch in range(2, epochs + 1):

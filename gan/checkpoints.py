@@ -370,7 +370,7 @@ class Run:
         if self.path.is_symlink():
             raise CheckpointError(f"{self.path}: the run folder is a link; runs must be real folders")
         try:
-            return Config.from_dict(read_json(file, within=self.path))
+            return Config.from_saved(read_json(file, within=self.path))
         except FileError as error:
             raise CheckpointError(str(error)) from None
         except ConfigError as error:

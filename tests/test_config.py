@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import re
 
 import pytest
@@ -86,3 +87,17 @@ def test_flags_and_form_precision_follow_the_schema():
 def test_the_quick_start_is_a_valid_short_run():
     config = Config.for_preset(**QUICK_START)
     assert config.epochs * config.steps_per_epoch * config.batch_size < 60_000 * 5
+
+
+def test_a_run_saved_before_r1_existed_loads_with_the_r1_it_trained_with(tmp_path):
+    from gan.checkpoints import Run
+
+    assert Config().r1_gamma > 0 and Config.for_preset("classic").r1_gamma == 0
+    saved = Config.for_preset("cdcgan").to_dict()
+    del saved["r1_gamma"]
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(saved))
+    assert Run(run).config() == Config.for_preset("cdcgan", r1_gamma=0.0)
+    assert Config.from_json(json.dumps(saved)).r1_gamma == 0.0  # a checkpoint's own copy of the config
+    assert Config.from_dict({"preset": "cdcgan"}).r1_gamma == Config().r1_gamma  # a new run's settings
