@@ -416,7 +416,7 @@ PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
         "beta2": 0.999,
         "r1_gamma": 0.0,
     },
-    # the cdcgan's recipe, not width 32, batch 128, betas 0.5 / 0.999 and no R1: with bf16 on AVX-512, FID 19.1 / 4.51
+    # The cdcgan's recipe, not width 32, batch 128, betas 0.5 / 0.999 and no R1: with bf16 on AVX-512, FID 19.1 / 4.51
     # (both judges) after 5 minutes against 39.1 / 8.02 (24.3 / 5.25 with the new recipe but no R1)
     "dcgan": {"latent_dim": 64, "width": 16, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4},
     # width 16, not 32: on a 2-core AVX2 CPU, FID 4.80 / 0.35 (both judges) after 5 minutes against 14.9 / 1.58;
