@@ -3,6 +3,7 @@
     python bench/quality.py                                     # every preset, 1, 2 and 5 minutes
     python bench/quality.py --preset cdcgan --minutes 20        # 1, 2, 5 and 20 minutes
     python bench/quality.py --preset cdcgan --images 65536,131072 --threads 1   # at equal images seen
+    python bench/quality.py --preset cdcgan --minutes 20 --ema 0.9995,0.9999    # several EMA decays, one run
 
 Per preset: when the samples first become recognisable (first judge's confidence >= 0.9 and all ten digits at >=
 5% of the samples, checked every --probe-every seconds or 4,096 images), then at each mark the FID on both judges
@@ -11,11 +12,15 @@ covered, precision / recall / density / coverage (first judge, k=5) and the load
 training only; scoring is paused out of it. On a machine shared with other jobs, time is pessimistic and noisy:
 compare recipes at equal images seen as well (`--images`), and with `--threads 1` when the cores are oversubscribed
 (two threads spin-waiting on a busy core can be several times slower than one).
+
+The EMA decay only changes which average of G is drawn from, never the training, so `--ema` scores more averages of
+the same run at each mark: one run compares decays at equal steps.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import time
@@ -27,6 +32,7 @@ import torch  # noqa: E402
 
 from gan.config import PRESETS, Config  # noqa: E402
 from gan.data import load_mnist  # noqa: E402
+from gan.images import grid_image  # noqa: E402
 from gan.judge import Judges, load_judges  # noqa: E402
 from gan.latent import sample  # noqa: E402
 from gan.metrics import EVAL_SAMPLES, EVAL_SEED, REAL_KEY, Scores, evaluate_images, reference_scores  # noqa: E402
@@ -52,6 +58,23 @@ class ImageBudget(Control):
         return self.trainer.images_seen >= self.limit
 
 
+class ExtraAverages:
+    """More EMA copies of the trainer's G, each with its own decay and the trainer's warm-up, updated each step."""
+
+    def __init__(self, trainer: Trainer, decays: list[float]):
+        self.trainer = trainer
+        self.averages = {decay: copy.deepcopy(trainer.G_ema) for decay in decays}
+
+    @torch.no_grad()
+    def __call__(self, _metrics) -> None:
+        step, params = self.trainer.step, list(self.trainer.G.parameters())
+        for decay, average in self.averages.items():
+            decay = min(decay, step / (9 + step))  # the trainer's warm-up, (1 + s) / (10 + s) before its step count
+            torch._foreach_lerp_(list(average.parameters()), params, 1 - decay)
+            for kept, buffer in zip(average.buffers(), self.trainer.G.buffers()):
+                kept.copy_(buffer)
+
+
 def line(label: str, scores: Scores, floor: Scores) -> str:
     return (
         f"  {label:<26} FID {scores.fid:>7.2f} ({scores.fid / floor.fid:>5.2f}x)  FID 2 {scores.fid_second:>7.2f} "
@@ -61,8 +84,19 @@ def line(label: str, scores: Scores, floor: Scores) -> str:
     )
 
 
-def run_preset(config: Config, data, judges: Judges, floor: Scores, marks: list[float], by_images: bool, probe: float):
+def run_preset(
+    config: Config,
+    data,
+    judges: Judges,
+    floor: Scores,
+    marks: list[float],
+    by_images: bool,
+    probe: float,
+    extra_decays: list[float],
+    grids: Path | None,
+):
     trainer = Trainer(config, data)
+    extra = ExtraAverages(trainer, extra_decays)
     print(
         f"{config.preset} (batch {config.batch_size}, lr {config.lr_g}/{config.lr_d}, {config.loss}, "
         f"{config.precision}, width {config.width}, ema {config.ema_decay}):"
@@ -73,14 +107,13 @@ def run_preset(config: Config, data, judges: Judges, floor: Scores, marks: list[
     started, scoring = time.perf_counter(), 0.0
     for target in probes:
         if by_images:
-            trainer.run(ImageBudget(trainer, int(target)))
+            trainer.run(ImageBudget(trainer, int(target)), on_step=extra)
         else:
-            trainer.run(max_seconds=target)
+            trainer.run(max_seconds=target, on_step=extra)
         clock = time.perf_counter() - started - scoring
         scoring_started = time.perf_counter()
         images, labels = sample(trainer.G_ema, EVAL_SAMPLES, EVAL_SEED)
         scores = evaluate_images(images, judges, labels)
-        scoring += time.perf_counter() - scoring_started
         where = f"{clock:.0f} s, {trainer.images_seen:,} images"
         if reached is None and recognisable(scores):
             reached = where
@@ -88,10 +121,25 @@ def run_preset(config: Config, data, judges: Judges, floor: Scores, marks: list[
         if target in marks:
             label = f"{target:,.0f} images" if by_images else f"{target / 60:g} min, {trainer.images_seen:,} img"
             print(line(label, scores, floor) + f"  load {os.getloadavg()[0]:.1f}")
+            save_grid(grids, config, target, by_images, images)
+            for decay, average in extra.averages.items():
+                images, labels = sample(average, EVAL_SAMPLES, EVAL_SEED)
+                print(line(f"  ema {decay}", evaluate_images(images, judges, labels), floor))
+                save_grid(grids, config, target, by_images, images, f"-ema{decay}")
+        scoring += time.perf_counter() - scoring_started
     print(
         f"  => recognisable after {reached or 'not within the budget'}; "
         f"{trainer.images_seen / trainer.seconds:,.0f} images/s\n"
     )
+
+
+def save_grid(folder: Path | None, config: Config, mark: float, by_images: bool, images, suffix: str = "") -> None:
+    """The first 100 scored samples as a PNG (a conditional G's columns are the digits 0 to 9), to look at."""
+    if folder is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    when = f"{mark:.0f}img" if by_images else f"{mark / 60:g}min"
+    grid_image(images[:100], nrow=10, scale=2).save(folder / f"{config.preset}-w{config.width}-{when}{suffix}.png")
 
 
 def main() -> None:
@@ -101,6 +149,8 @@ def main() -> None:
     parser.add_argument("--images", help="comma-separated marks in images seen, instead of minutes")
     parser.add_argument("--probe-every", type=float, default=10.0, help="seconds between recognisability checks")
     parser.add_argument("--threads", type=int, help="CPU threads (default: every core this process may use)")
+    parser.add_argument("--ema", default="", help="comma-separated extra EMA decays to score at each mark")
+    parser.add_argument("--grids", type=Path, help="save the first 100 samples at each mark as PNGs in this folder")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. lr_g=1e-3")
     args = parser.parse_args()
 
@@ -122,7 +172,8 @@ def main() -> None:
     overrides = {key: _parse(value) for key, value in (item.split("=", 1) for item in args.set)}
     for preset in args.preset:
         config = Config.for_preset(preset, **overrides).replace(evaluate=False, epochs=10_000)
-        run_preset(config, data, judges, floor, marks, bool(args.images), probe)
+        extra_decays = [float(decay) for decay in args.ema.split(",") if decay]
+        run_preset(config, data, judges, floor, marks, bool(args.images), probe, extra_decays, args.grids)
 
 
 def _parse(text: str):
