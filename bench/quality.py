@@ -94,6 +94,7 @@ def run_preset(
     probe: float,
     extra_decays: list[float],
     grids: Path | None,
+    show_probes: bool = False,
 ):
     trainer = Trainer(config, data)
     extra = ExtraAverages(trainer, extra_decays)
@@ -118,6 +119,8 @@ def run_preset(
         if reached is None and recognisable(scores):
             reached = where
             print(line(f"recognisable: {where}", scores, floor))
+        if show_probes and target not in marks:
+            print(line(f"probe: {where}", scores, floor))
         if target in marks:
             label = f"{target:,.0f} images" if by_images else f"{target / 60:g} min, {trainer.images_seen:,} img"
             print(line(label, scores, floor) + f"  load {os.getloadavg()[0]:.1f}")
@@ -150,6 +153,7 @@ def main() -> None:
     parser.add_argument("--probe-every", type=float, default=10.0, help="seconds between recognisability checks")
     parser.add_argument("--threads", type=int, help="CPU threads (default: every core this process may use)")
     parser.add_argument("--ema", default="", help="comma-separated extra EMA decays to score at each mark")
+    parser.add_argument("--show-probes", action="store_true", help="print every probe's scores, not only the marks'")
     parser.add_argument("--grids", type=Path, help="save the first 100 samples at each mark as PNGs in this folder")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. lr_g=1e-3")
     args = parser.parse_args()
@@ -173,7 +177,9 @@ def main() -> None:
     for preset in args.preset:
         config = Config.for_preset(preset, **overrides).replace(evaluate=False, epochs=10_000)
         extra_decays = [float(decay) for decay in args.ema.split(",") if decay]
-        run_preset(config, data, judges, floor, marks, bool(args.images), probe, extra_decays, args.grids)
+        run_preset(
+            config, data, judges, floor, marks, bool(args.images), probe, extra_decays, args.grids, args.show_probes
+        )
 
 
 def _parse(text: str):
