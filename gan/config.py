@@ -158,7 +158,7 @@ class Config:
     )
     seed: int = setting(0, int, "Seed", "seed of every random draw", low=0, high=2**31 - 1, section="advanced")
     width: int = setting(
-        16,
+        24,
         int,
         "Width",
         "channels (conv presets) or first hidden units (classic); the models scale from it",
@@ -419,13 +419,14 @@ PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
     # The cdcgan's recipe, not width 32, batch 128, betas 0.5 / 0.999 and no R1: with bf16 on AVX-512, FID 19.1 / 4.51
     # (both judges) after 5 minutes against 39.1 / 8.02 (24.3 / 5.25 with the new recipe but no R1)
     "dcgan": {"latent_dim": 64, "width": 16, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4},
-    # width 16, not 32: on a 2-core AVX2 CPU, FID 4.80 / 0.35 (both judges) after 5 minutes against 14.9 / 1.58;
-    # a quarter of the compute per image, so 2.4x the images in the same minutes; with bf16 on AVX-512, 2.31 / 0.18
-    # against 2.54 / 0.20. Adam's betas 0 / 0.99 (Config's own), not 0.5 / 0.999: with bf16 on AVX-512,
-    # recognisable digits after 30 s instead of 51, FID 5.93 instead of 12.7 after 1 minute, the same at 5
-    # (bench/README.md, time to quality). R1 0.1 (Config's own): with bf16 on AVX-512, FID 1.75 / 0.16 after 5
-    # minutes and 1.68 / 0.14 after 20, against 2.16 / 0.16 and 2.35 / 0.19 without
-    "cdcgan": {"latent_dim": 64, "width": 16, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4},
+    # Adam's betas 0 / 0.99 (Config's own), not 0.5 / 0.999: with bf16 on AVX-512, recognisable digits after 30 s
+    # instead of 51, FID 5.93 instead of 12.7 after 1 minute, the same at 5. R1 0.1 (Config's own): with bf16 on
+    # AVX-512, FID 1.75 / 0.16 (both judges) after 5 minutes and 1.68 / 0.14 after 20, against 2.16 / 0.16 and
+    # 2.35 / 0.19 without. Width 24 (Config's own) with that recipe: with bf16 on AVX-512, 1.51 / 0.16 after 5
+    # minutes and 1.40 / 0.11 after 20, against 1.87 / 0.19 and 1.71 / 0.15 at width 16, whose 1.5 times the
+    # images a second do not make up for its smaller networks; without R1 and with betas 0.5 / 0.999, width 16 had
+    # won (on a 2-core AVX2 CPU 4.80 / 0.35 against 14.9 / 1.58 at width 32) (bench/README.md, time to quality)
+    "cdcgan": {"latent_dim": 64, "width": 24, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4},
 }
 # Short epochs (12,800 images, about 11 s on a 2-core laptop CPU) so that the timeline fills while a newcomer watches,
 # and width 8: the first digits soonest. On a 2-core AVX2 CPU, after 1 minute of training, FID 63 at width 8, 89 at
