@@ -244,7 +244,7 @@ class Config:
         0.1,
         float,
         "R1 penalty",
-        "weight of D's gradient penalty on real digits (R1), applied every 16 steps; 0: none (the classic preset)",
+        "weight of D's gradient penalty on real digits (R1), applied every 16 steps; 0: none",
         low=0.0,
         high=1000.0,
         step=0.1,
@@ -414,7 +414,8 @@ PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
         "g_norm": "batch",
         "beta1": 0.5,
         "beta2": 0.999,
-        "r1_gamma": 0.0,
+        # R1 0.1 (Config's own), not 0: with bf16 on AVX-512, FID 9.41 / 1.21 (both judges) after 5 minutes against
+        # 19.1 / 2.82, and 14.7 / 2.25 with every digit after 20 against 145 / 21.8, collapsed onto 1s, 7s and 9s
     },
     # The cdcgan's recipe, not width 32, batch 128, betas 0.5 / 0.999 and no R1: with bf16 on AVX-512, FID 19.1 / 4.51
     # (both judges) after 5 minutes against 39.1 / 8.02 (24.3 / 5.25 with the new recipe but no R1)

@@ -18,6 +18,7 @@ def test_each_recipe_is_a_valid_config_with_an_explanation(name):
     assert isinstance(config, Config) and config.evaluate, "a recipe is judged by its scores"
     assert all(part and part[-1] == "." for part in (recipe.what, recipe.watch, recipe.teaches))
     assert recipe.title in recipe.explanation and recipe.watch in recipe.explanation
+    assert config.r1_gamma == 0, "measured without R1, which steadies D and would hide the failure"
 
 
 def test_recipes_fail_in_the_ways_they_name():
