@@ -417,8 +417,8 @@ PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
         # R1 0.1 (Config's own), not 0: with bf16 on AVX-512, FID 9.41 / 1.21 (both judges) after 5 minutes against
         # 19.1 / 2.82, and 14.7 / 2.25 with every digit after 20 against 145 / 21.8, collapsed onto 1s, 7s and 9s
     },
-    # The cdcgan's recipe, not width 32, batch 128, betas 0.5 / 0.999 and no R1: with bf16 on AVX-512, FID 19.1 / 4.51
-    # (both judges) after 5 minutes against 39.1 / 8.02 (24.3 / 5.25 with the new recipe but no R1)
+    # The cdcgan's recipe at width 16, not width 32, batch 128, betas 0.5 / 0.999 and no R1: with bf16 on AVX-512,
+    # FID 19.1 / 4.51 (both judges) after 5 minutes against 39.1 / 8.02 (24.3 / 5.25 with the new recipe but no R1)
     "dcgan": {"latent_dim": 64, "width": 16, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4},
     # Adam's betas 0 / 0.99 (Config's own), not 0.5 / 0.999: with bf16 on AVX-512, recognisable digits after 30 s
     # instead of 51, FID 5.93 instead of 12.7 after 1 minute, the same at 5. R1 0.1 (Config's own): with bf16 on
