@@ -36,7 +36,7 @@ from gan.images import grid_image  # noqa: E402
 from gan.judge import Judges, load_judges  # noqa: E402
 from gan.latent import sample  # noqa: E402
 from gan.metrics import EVAL_SAMPLES, EVAL_SEED, REAL_KEY, Scores, evaluate_images, reference_scores  # noqa: E402
-from gan.train import Control, Trainer, configure_threads  # noqa: E402
+from gan.train import Control, Trainer, configure_threads, update_average  # noqa: E402
 
 REPORT_MINUTES = (1, 2, 5, 20)
 PROBE_IMAGES = 4096
@@ -59,20 +59,15 @@ class ImageBudget(Control):
 
 
 class ExtraAverages:
-    """More EMA copies of the trainer's G, each with its own decay and the trainer's warm-up, updated each step."""
+    """More EMA copies of the trainer's G, each with its own decay, updated as the trainer's own after each step."""
 
     def __init__(self, trainer: Trainer, decays: list[float]):
         self.trainer = trainer
         self.averages = {decay: copy.deepcopy(trainer.G_ema) for decay in decays}
 
-    @torch.no_grad()
     def __call__(self, _metrics) -> None:
-        step, params = self.trainer.step, list(self.trainer.G.parameters())
-        for decay, average in self.averages.items():
-            decay = min(decay, step / (9 + step))  # the trainer's warm-up, (1 + s) / (10 + s) before its step count
-            torch._foreach_lerp_(list(average.parameters()), params, 1 - decay)
-            for kept, buffer in zip(average.buffers(), self.trainer.G.buffers()):
-                kept.copy_(buffer)
+        for decay, average in self.averages.items():  # called once the step is counted, so it was step - 1
+            update_average(average, self.trainer.G, decay, self.trainer.step - 1)
 
 
 def line(label: str, scores: Scores, floor: Scores) -> str:

@@ -290,6 +290,16 @@ def d_belief(loss: str, logits: torch.Tensor) -> torch.Tensor | None:
     return torch.sigmoid(logits)
 
 
+@torch.no_grad()
+def update_average(average: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    """Move an exponential moving average of `model` towards it after update `step` (0-based); buffers are copied.
+    Warm-up: early on, the average follows the model closely instead of dragging in the random initial weights."""
+    decay = min(decay, (1 + step) / (10 + step))
+    torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), 1 - decay)
+    for kept, buffer in zip(average.buffers(), model.buffers()):
+        kept.copy_(buffer)
+
+
 class Trainer:
     """Owns G, D, the EMA copy of G, the optimisers, the noise generator and the position in training."""
 
@@ -439,14 +449,8 @@ class Trainer:
                 "training stopped before applying it. Lower the learning rates (lr_g, lr_d) or try loss=hinge."
             )
 
-    @torch.no_grad()
     def _update_ema(self) -> None:  # after each G update
-        # Warm-up: early on, the average follows G closely instead of dragging in the random initial weights.
-        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
-        ema_params, params = list(self.G_ema.parameters()), list(self.G.parameters())
-        torch._foreach_lerp_(ema_params, params, 1 - decay)
-        for ema_buffer, buffer in zip(self.G_ema.buffers(), self.G.buffers()):
-            ema_buffer.copy_(buffer)
+        update_average(self.G_ema, self.G, self.config.ema_decay, self.step)
 
     def run(
         self,
