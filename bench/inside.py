@@ -16,12 +16,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gan.checkpoints import Run, load_generator
 from gan.data import load_mnist
-from gan.dmap import epoch_map, real_points, summary
-from gan.inversion import STEPS, Weights, invert
-from gan.judge import load_judge
-from gan.probe import judge_reading, load_discriminator
+from gan.lab.dmap import epoch_map, real_points, summary
+from gan.lab.inversion import STEPS, Weights, invert
+from gan.lab.probe import judge_reading, load_discriminator
+from gan.scoring.judge import load_judge
+from gan.store.checkpoints import Run, load_generator
 from gan.train import inference_bf16
 
 

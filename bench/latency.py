@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from gan.config import Config  # noqa: E402
 from gan.data import load_mnist  # noqa: E402
 from gan.images import grid_png  # noqa: E402
-from gan.latent import digit_grid, interpolate, nearest_real, sample  # noqa: E402
+from gan.lab.latent import digit_grid, interpolate, nearest_real, sample  # noqa: E402
 from gan.models import build_generator  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"

@@ -32,7 +32,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from latency import BROWSER_ARGS, CHROMIUM, start_server, stop_server, wait_for_health  # noqa: E402
 
 from gan.config import QUICK_START, Config  # noqa: E402
-from gan.judge import judge_is_cached  # noqa: E402
+from gan.scoring.judge import judge_is_cached  # noqa: E402
 
 CONFIG = Config.for_preset(**QUICK_START)
 IMAGES_PER_EPOCH = CONFIG.steps_per_epoch * CONFIG.batch_size

@@ -33,9 +33,9 @@ import torch  # noqa: E402
 from gan.config import PRESETS, Config  # noqa: E402
 from gan.data import load_mnist  # noqa: E402
 from gan.images import grid_image  # noqa: E402
-from gan.judge import Judges, load_judges  # noqa: E402
-from gan.latent import sample  # noqa: E402
-from gan.metrics import EVAL_SAMPLES, EVAL_SEED, REAL_KEY, Scores, evaluate_images, reference_scores  # noqa: E402
+from gan.lab.latent import sample  # noqa: E402
+from gan.scoring.judge import Judges, load_judges  # noqa: E402
+from gan.scoring.metrics import EVAL_SAMPLES, EVAL_SEED, REAL_KEY, Scores, evaluate_images, reference_scores  # noqa: E402
 from gan.train import Control, Trainer, configure_threads, update_average  # noqa: E402
 
 REPORT_MINUTES = (1, 2, 5, 20)

@@ -14,22 +14,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan import compare
-from gan.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator, printable
 from gan.config import DEFAULT_PRESET, SETTINGS, Config, ConfigError, Setting
 from gan.data import NUM_CLASSES, DataError, load_mnist, to_unit_range
-from gan.diagnose import diagnose
-from gan.history import EpochRecord
 from gan.images import grid_png
-from gan.inversion import STEPS as INVERSION_STEPS
-from gan.inversion import Weights, invert
-from gan.judge import SPECS, JudgeError, judge_is_cached, judge_path, load_judge, load_judges, train_and_save
-from gan.latent import sample
-from gan.metrics import EVAL_SAMPLES, EVAL_SEED, REAL_KEY, Scores, per_class_fid, reference_scores, score_generator
+from gan.jobs.runner import RunError, check_same_settings, check_startable, prepare_trainer, train_run
+from gan.lab import compare
+from gan.lab.inversion import STEPS as INVERSION_STEPS
+from gan.lab.inversion import Weights, invert
+from gan.lab.latent import sample
+from gan.lab.probe import ImageError, digit_from_png, digits_from_npy, judge_reading, verdicts
+from gan.lab.recipes import RECIPES, get_recipe
 from gan.models import check_memory, count_parameters
-from gan.probe import ImageError, digit_from_png, digits_from_npy, judge_reading, verdicts
-from gan.recipes import RECIPES, get_recipe
-from gan.runner import RunError, check_same_settings, check_startable, prepare_trainer, train_run
+from gan.scoring.diagnose import diagnose
+from gan.scoring.judge import SPECS, JudgeError, judge_is_cached, judge_path, load_judge, load_judges, train_and_save
+from gan.scoring.metrics import (
+    EVAL_SAMPLES,
+    EVAL_SEED,
+    REAL_KEY,
+    Scores,
+    per_class_fid,
+    reference_scores,
+    score_generator,
+)
+from gan.store.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator, printable
+from gan.store.history import EpochRecord
 from gan.train import (
     Control,
     DeviceUnavailable,
@@ -119,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--train", action="store_true", help="train both afresh (a minute or two), compare with the shipped files"
     )
     judge.add_argument(
-        "--out", type=Path, help="folder for the trained files (default: the cache; gan/judges rebuilds the shipped)"
+        "--out",
+        type=Path,
+        help="folder for the trained files (default: the cache; gan/scoring/judges rebuilds the shipped)",
     )
 
     evaluate = commands.add_parser("eval", help="quality scores of a run's epochs: FID, classifier score, classes")

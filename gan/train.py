@@ -39,8 +39,8 @@ from torch import nn
 
 from gan.config import CHANGEABLE, Config, ConfigError
 from gan.data import NUM_CLASSES, Dataset, batches, batches_per_epoch
-from gan.history import ChangeRecord
 from gan.models import build_discriminator, build_generator
+from gan.store.history import ChangeRecord
 
 FIXED_SAMPLES = 100  # a 10 x 10 grid; for conditional presets row r shows digit r
 # Adam bounds each update, so a too-high learning rate rarely gives NaN: the logits grow without limit instead.

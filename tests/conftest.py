@@ -2,7 +2,7 @@
 CLI in this process, waiting on a condition, and a judge cache of this test session's own.
 
 The judge cache is a temporary folder made for the session ($GAN_STUDIO_CACHE, inherited by the CLI and app servers
-the tests start): the tests read the judges' shipped weights (gan/judges/) and never write into the repository, so
+the tests start): the tests read the judges' shipped weights and never write into the repository, so
 the suite runs from a read-only checkout.
 """
 
@@ -25,11 +25,11 @@ import pytest
 import torch
 
 import gan.__main__
-import gan.metrics
-import gan.runner
-from gan.checkpoints import Run, list_runs, load_state, save_state
+import gan.jobs.runner
+import gan.scoring.metrics
 from gan.config import Config
-from gan.runner import prepare_trainer, train_run
+from gan.jobs.runner import prepare_trainer, train_run
+from gan.store.checkpoints import Run, list_runs, load_state, save_state
 from gan.train import Trainer
 
 # CLI flags of a model that trains in a fraction of a second (the epochs and batches per epoch are the test's)
@@ -69,8 +69,8 @@ def computed_once():
     Likewise `gan eval` measures the real digits' and noise's reference scores once (they are deterministic:
     test_metrics.py), not a few seconds' worth again for each test of the command."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(gan.runner, "load_mnist", functools.cache(gan.runner.load_mnist))
-        patch.setattr(gan.__main__, "reference_scores", functools.cache(gan.metrics.reference_scores))
+        patch.setattr(gan.jobs.runner, "load_mnist", functools.cache(gan.jobs.runner.load_mnist))
+        patch.setattr(gan.__main__, "reference_scores", functools.cache(gan.scoring.metrics.reference_scores))
         yield
 
 

@@ -12,10 +12,10 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from gan.checkpoints import Run
 from gan.config import Config
-from gan.runner import prepare_trainer, train_run
-from gan.session import Status
+from gan.jobs.runner import prepare_trainer, train_run
+from gan.jobs.session import Status
+from gan.store.checkpoints import Run
 from tests.conftest import DEEP, bad_run, tiny_config, wait_for
 from views import common
 

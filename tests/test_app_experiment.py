@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import gan.recipes
-from gan.checkpoints import Run
-from gan.recipes import Recipe
-from gan.runner import prepare_trainer, train_run
+import gan.lab.recipes
+from gan.jobs.runner import prepare_trainer, train_run
+from gan.lab.recipes import Recipe
+from gan.store.checkpoints import Run
 from tests.conftest import tiny_config
 from tests.test_app import fresh_app  # noqa: F401 - an autouse fixture: a fresh checkpoints root, no job
 from views import common
@@ -119,7 +119,7 @@ def test_a_single_step_while_paused_shows_before_and_after(root, players, grid_s
 
 def test_a_recipe_button_starts_its_run(root, monkeypatch):
     tiny = Recipe("mode-collapse", "Mode collapse", "what", "watch", "teaches", tiny_config("classic").to_dict())
-    monkeypatch.setitem(gan.recipes.RECIPES, "mode-collapse", tiny)
+    monkeypatch.setitem(gan.lab.recipes.RECIPES, "mode-collapse", tiny)
     at = open_app()
     at.button(key="recipe_mode-collapse").click().run()
     assert not at.exception

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from gan.checkpoints import Run
-from gan.runner import prepare_trainer, train_run
+from gan.jobs.runner import prepare_trainer, train_run
+from gan.store.checkpoints import Run
 from tests.conftest import tiny_config
 from tests.servers import streamlit_server
 from tests.test_browser import BROWSER_ARGS, CHROMIUM, Screens

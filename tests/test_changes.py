@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan.checkpoints import Run
 from gan.config import ConfigError
 from gan.data import DEFAULT_DATA_DIR, load_mnist
-from gan.history import ChangeRecord, EpochRecord, StepRecord, encode, parse_line, parse_record
-from gan.runner import prepare_trainer, train_run
-from gan.session import TrainingSession
-from gan.stepthrough import probe
+from gan.jobs.runner import prepare_trainer, train_run
+from gan.jobs.session import TrainingSession
+from gan.lab.stepthrough import probe
+from gan.store.checkpoints import Run
+from gan.store.history import ChangeRecord, EpochRecord, StepRecord, encode, parse_line, parse_record
 from gan.train import Control, Trainer, configure_threads
 from tests.conftest import assert_same_weights, tiny_config, wait_for
 from tests.test_cli import KILLED_AT_FSYNC

@@ -15,7 +15,8 @@ import torch
 from safetensors.torch import save as save_safetensors
 from safetensors.torch import save_file
 
-from gan.checkpoints import (
+from gan.jobs.runner import prepare_trainer
+from gan.store.checkpoints import (
     FORMAT,
     CheckpointError,
     Run,
@@ -25,7 +26,6 @@ from gan.checkpoints import (
     load_generator,
     load_state,
 )
-from gan.runner import prepare_trainer
 from tests.conftest import BAD_EPOCH_FILES, BAD_RUNS, DEEP, assert_listed_with_reason, bad_run, tiny_config
 
 NAMES_REFUSED = ["../x", "a/b", "..", "", ".hidden", "x" * 65, "a\\b", "/tmp/x", "a/../../b"]  # escapes

@@ -17,10 +17,10 @@ import pytest
 import torch
 
 import gan.__main__
-from gan.checkpoints import Run, load_state
 from gan.config import SETTINGS
 from gan.data import DEFAULT_DATA_DIR, load_mnist
-from gan.runner import prepare_trainer, train_run
+from gan.jobs.runner import prepare_trainer, train_run
+from gan.store.checkpoints import Run, load_state
 from gan.train import Trainer, configure_threads
 from tests.conftest import (
     BAD_EPOCH_FILES,

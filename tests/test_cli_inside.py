@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from gan.__main__ import main
-from gan.checkpoints import Run
 from gan.data import load_mnist, to_unit_range
-from gan.runner import prepare_trainer, train_run
+from gan.jobs.runner import prepare_trainer, train_run
+from gan.store.checkpoints import Run
 from tests.conftest import tiny_config
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from gan.__main__ import main
-from gan.checkpoints import Run
-from gan.compare import CHANGES, RunRecord, change_marks, differing_settings, load, score_table, step_curve
-from gan.runner import prepare_trainer, train_run
+from gan.jobs.runner import prepare_trainer, train_run
+from gan.lab.compare import CHANGES, RunRecord, change_marks, differing_settings, load, score_table, step_curve
+from gan.store.checkpoints import Run
 from tests.conftest import tiny_config
 
 RUN_SETTINGS = {

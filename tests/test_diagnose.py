@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from gan.data import load_mnist
-from gan.diagnose import MIN_STEPS, diagnose, sample_spread
-from gan.judge import load_judges
-from gan.metrics import evaluate_images
+from gan.scoring.diagnose import MIN_STEPS, diagnose, sample_spread
+from gan.scoring.judge import load_judges
+from gan.scoring.metrics import evaluate_images
 
 STEPS = 400
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from gan.files import FileError, append_lines, read_json
+from gan.store.files import FileError, append_lines, read_json
 
 
 def test_read_json_turns_bad_utf8_into_a_file_error(tmp_path):

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from gan.checkpoints import list_runs
-from gan.history import EpochRecord, StepRecord, last_step_record, parse_record, read_epoch_records, read_history
+from gan.store.checkpoints import list_runs
+from gan.store.history import EpochRecord, StepRecord, last_step_record, parse_record, read_epoch_records, read_history
 from tests.conftest import DEEP
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan.inversion import Weights, invert, pixel_distance
-from gan.judge import ConvJudge
+from gan.lab.inversion import Weights, invert, pixel_distance
 from gan.models import ConvGenerator
+from gan.scoring.judge import ConvJudge
 
 
 def tiny(num_classes: int = 0) -> tuple[ConvGenerator, ConvJudge]:

@@ -9,9 +9,9 @@ import threading
 import pytest
 import torch
 
-import gan.judge as judge_module
+import gan.scoring.judge as judge_module
 from gan.data import load_mnist
-from gan.judge import (
+from gan.scoring.judge import (
     FIRST,
     SECOND,
     SPECS,

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from gan.checkpoints import Run, load_generator
 from gan.data import DEFAULT_DATA_DIR, load_mnist
-from gan.latent import (
+from gan.jobs.runner import prepare_trainer, train_run
+from gan.lab.latent import (
     copy_verdict,
     digit_grid,
     direction_atlas,
@@ -16,7 +16,7 @@ from gan.latent import (
     sample,
     slerp,
 )
-from gan.runner import prepare_trainer, train_run
+from gan.store.checkpoints import Run, load_generator
 from tests.conftest import tiny_config
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from gan.data import load_mnist
-from gan.judge import Judges, load_judges
-from gan.metrics import (
+from gan.scoring.judge import Judges, load_judges
+from gan.scoring.metrics import (
     NOISE_KEY,
     REAL_KEY,
     Scores,
@@ -184,8 +184,8 @@ def test_collapse_warnings_name_missing_and_dominant_digits():
 @pytest.mark.slow
 def test_each_epoch_is_scored_into_the_history_and_shown_by_eval(judge, root, capsys):
     from gan.__main__ import main
-    from gan.checkpoints import Run
-    from gan.runner import prepare_trainer, train_run
+    from gan.jobs.runner import prepare_trainer, train_run
+    from gan.store.checkpoints import Run
     from tests.conftest import tiny_config
 
     run = Run.at("scored")

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from gan.data import load_mnist
-from gan.judge import load_judge
-from gan.metrics import Scores, per_class_fid, score_generator
 from gan.models import ConvGenerator
+from gan.scoring.judge import load_judge
+from gan.scoring.metrics import Scores, per_class_fid, score_generator
 
 
 @pytest.mark.slow

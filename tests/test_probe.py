@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gan.checkpoints import Run
 from gan.data import DEFAULT_DATA_DIR, load_mnist
-from gan.probe import (
+from gan.jobs.runner import prepare_trainer, train_run
+from gan.lab.probe import (
     ImageError,
     d_logits,
     digit_from_png,
@@ -24,7 +24,7 @@ from gan.probe import (
     verdict_epochs,
     verdicts,
 )
-from gan.runner import prepare_trainer, train_run
+from gan.store.checkpoints import Run
 from tests.conftest import tiny_config
 
 

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from gan.checkpoints import Run, list_runs, load_generator
-from gan.latent import sample
-from gan.runner import RunError, continue_target, prepare_trainer, train_run
+from gan.jobs.runner import RunError, continue_target, prepare_trainer, train_run
+from gan.lab.latent import sample
+from gan.store.checkpoints import Run, list_runs, load_generator
 from gan.train import Control, TrainingDiverged
 from tests.conftest import assert_loadable, assert_same_weights, steps_logged, tiny_config
 

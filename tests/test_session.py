@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-import gan.session
-from gan.checkpoints import Run
-from gan.history import StepRecord
-from gan.session import HISTORY_POINTS, TRANSITIONS, Snapshot, Status, ThinnedHistory, TrainingSession, can_move
+import gan.jobs.session
+from gan.jobs.session import HISTORY_POINTS, TRANSITIONS, Snapshot, Status, ThinnedHistory, TrainingSession, can_move
+from gan.store.checkpoints import Run
+from gan.store.history import StepRecord
 from gan.train import Trainer
 from tests.conftest import assert_loadable, steps_logged, tiny_config, wait_for
 
@@ -92,7 +92,7 @@ def test_a_job_runs_to_the_end_and_publishes_its_epochs(root, sessions):
 
 def test_the_job_redraws_its_samples_only_while_someone_watches(root, monkeypatch, sessions):
     drawn: list[int] = []
-    monkeypatch.setattr(gan.session, "grid_png", lambda images: drawn.append(1) or b"png")
+    monkeypatch.setattr(gan.jobs.session, "grid_png", lambda images: drawn.append(1) or b"png")
     session = sessions(grid_interval=0.0, publish_interval=0.0)  # a grid is due at every step, if watched
     assert session.start(tiny_config(steps_per_epoch=1_000_000, epochs=1), "watched")
     wait_for(lambda: session.snapshot().step >= 30)  # snapshot() is not watching
@@ -250,7 +250,7 @@ def test_a_pause_is_never_undone_by_the_trainer_publishing_a_step(root, monkeypa
         time.sleep(0.003)
         return dataclasses.replace(snapshot, **changes)
 
-    monkeypatch.setattr(gan.session, "replace", slow_replace)
+    monkeypatch.setattr(gan.jobs.session, "replace", slow_replace)
     session = sessions(publish_interval=0.0)
     assert session.start(tiny_config(**LONG), "pausing")
     wait_for(lambda: session.snapshot().status == Status.RUNNING)

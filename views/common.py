@@ -17,14 +17,14 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from gan.checkpoints import Run, RunInfo, default_root, list_runs, load_generator
 from gan.config import Config
 from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
-from gan.history import ChangeRecord, EpochRecord, History, StepRecord
 from gan.images import png_bytes
-from gan.latent import Directions, principal_directions, typical_distance
+from gan.jobs.session import TrainingSession
+from gan.lab.latent import Directions, principal_directions, typical_distance
 from gan.series import smooth, thin
-from gan.session import TrainingSession
+from gan.store.checkpoints import Run, RunInfo, default_root, list_runs, load_generator
+from gan.store.history import ChangeRecord, EpochRecord, History, StepRecord
 
 COLORS = {"loss_d": "#1f77b4", "loss_g": "#ff7f0e", "d_real": "#2ca02c", "d_fake": "#d62728", "wasserstein": "#8c564b"}
 CHANGE_COLOR = "#9467bd"  # lines where a setting changed mid-run

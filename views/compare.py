@@ -1,7 +1,7 @@
 """Compare page: two to four runs side by side: the settings that differ (changes mid-run included), their curves
 overlaid on one axis (epochs, images seen or training seconds), and their sample grids at one epoch.
 
-The alignment and the differing settings come from gan/compare.py; this page only lays them out.
+The alignment and the differing settings come from gan/lab/compare.py; this page only lays them out.
 """
 
 from pathlib import Path
@@ -9,9 +9,9 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from gan import compare
-from gan.checkpoints import Run, list_runs
+from gan.lab import compare
 from gan.series import smooth, thin
+from gan.store.checkpoints import Run, list_runs
 from views import common
 
 RUN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")

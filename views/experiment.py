@@ -14,14 +14,14 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from gan.checkpoints import CheckpointError
 from gan.config import LOSSES, ConfigError
-from gan.diagnose import diagnose
 from gan.images import enlarge_png
-from gan.recipes import RECIPES
-from gan.runner import RunError
-from gan.session import Snapshot, Status, TrainingSession
-from gan.stepthrough import STEP_NAMES, Probe, StepThrough
+from gan.jobs.runner import RunError
+from gan.jobs.session import Snapshot, Status, TrainingSession
+from gan.lab.recipes import RECIPES
+from gan.lab.stepthrough import STEP_NAMES, Probe, StepThrough
+from gan.scoring.diagnose import diagnose
+from gan.store.checkpoints import CheckpointError
 from views import common
 
 LIVE_FIELDS = {

@@ -1,6 +1,6 @@
 """The Timeline's look inside the discriminator, for the chosen epoch: the D's-eye map (click a point for its
-details), where D pushes the generator, and quality against diversity. Layout only; the work is in gan/dmap.py,
-gan/probe.py and gan/metrics.py."""
+details), where D pushes the generator, and quality against diversity. Layout only; the work is in gan/lab/dmap.py,
+gan/lab/probe.py and gan/scoring/metrics.py."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from gan.checkpoints import Run
-from gan.dmap import EpochMap, RealPoints, epoch_map, ranked_by_d, real_points, summary
-from gan.history import EpochRecord
 from gan.images import grid_image
-from gan.judge import load_judge
-from gan.latent import nearest_real, sample
-from gan.metrics import EVAL_SAMPLES, EVAL_SEED, per_class_fid
-from gan.probe import Push, load_discriminator, push
+from gan.lab.dmap import EpochMap, RealPoints, epoch_map, ranked_by_d, real_points, summary
+from gan.lab.latent import nearest_real, sample
+from gan.lab.probe import Push, load_discriminator, push
+from gan.scoring.judge import load_judge
+from gan.scoring.metrics import EVAL_SAMPLES, EVAL_SEED, per_class_fid
+from gan.store.checkpoints import Run
+from gan.store.history import EpochRecord
 from gan.train import inference_bf16
 from views import common
 

@@ -7,10 +7,9 @@ import random
 import streamlit as st
 import torch
 
-from gan.checkpoints import Run, RunInfo
 from gan.config import Config
 from gan.images import grid_image, ping_pong_gif, png_bytes
-from gan.latent import (
+from gan.lab.latent import (
     copy_verdict,
     digit_grid,
     direction_atlas,
@@ -23,6 +22,7 @@ from gan.latent import (
     sample,
 )
 from gan.models import Generator
+from gan.store.checkpoints import Run, RunInfo
 from views import common
 
 DIRECTIONS = 5

@@ -1,6 +1,7 @@
 """Your digit page: draw a digit (or upload a PNG), see how the judge reads it and what the run's discriminator
 thought of it at every saved epoch, then find it in the generator's latent space and open it in the latent
-explorer. Layout only: reading, preprocessing and verdicts are in gan/probe.py, the search in gan/inversion.py."""
+explorer. Layout only: reading, preprocessing and verdicts are in gan/lab/probe.py, the search in
+gan/lab/inversion.py."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from gan.checkpoints import CheckpointError, Run, RunInfo
 from gan.images import grid_image
-from gan.inversion import Inversion, Weights, invert
-from gan.judge import load_judge
-from gan.probe import ImageError, digit_from_png, judge_reading, verdicts
+from gan.lab.inversion import Inversion, Weights, invert
+from gan.lab.probe import ImageError, digit_from_png, judge_reading, verdicts
+from gan.scoring.judge import load_judge
+from gan.store.checkpoints import CheckpointError, Run, RunInfo
 from gan.train import inference_bf16
 from views import common
 

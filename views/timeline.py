@@ -14,11 +14,11 @@ from typing import Any
 import streamlit as st
 from PIL import Image
 
-from gan.checkpoints import Run, RunInfo
-from gan.files import FileError, read_capped
-from gan.history import ChangeRecord, EpochRecord, History
 from gan.images import enlarge, progression_gif
 from gan.series import evenly
+from gan.store.checkpoints import Run, RunInfo
+from gan.store.files import FileError, read_capped
+from gan.store.history import ChangeRecord, EpochRecord, History
 from views import common, experiment, inside
 
 PLAY_FRAMES = 40  # at most this many epochs in the in-page animation

@@ -10,13 +10,13 @@ import time
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from gan.checkpoints import CheckpointError, RunInfo
 from gan.config import QUICK_START, SETTINGS, Config, ConfigError, Setting
 from gan.images import enlarge_png
-from gan.judge import judge_is_cached
-from gan.runner import RunError, continue_target
+from gan.jobs.runner import RunError, continue_target
+from gan.jobs.session import Snapshot, Status
+from gan.scoring.judge import judge_is_cached
 from gan.series import format_duration
-from gan.session import Snapshot, Status
+from gan.store.checkpoints import CheckpointError, RunInfo
 from gan.train import FIXED_SAMPLES
 from views import common, experiment
 

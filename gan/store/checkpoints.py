@@ -33,12 +33,12 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from gan.config import CHANGEABLE, Config, ConfigError
-from gan.files import FileError, append_lines, atomic_write, open_regular, parse_json, read_capped, read_json
-from gan.history import EpochRecord, History, Record, StepRecord, encode, last_step_record, read_epoch_records
-from gan.history import read_history as read_history_file
 from gan.models import build_discriminator, build_generator
+from gan.store.files import FileError, append_lines, atomic_write, open_regular, parse_json, read_capped, read_json
+from gan.store.history import EpochRecord, History, Record, StepRecord, encode, last_step_record, read_epoch_records
+from gan.store.history import read_history as read_history_file
 
-__all__ = ["atomic_write"]  # re-exported: older imports of gan.checkpoints.atomic_write keep working
+__all__ = ["atomic_write"]  # re-exported: older imports of gan.store.checkpoints.atomic_write keep working
 
 DEFAULT_ROOT = Path("checkpoints")
 ROOT_VARIABLE = "GAN_STUDIO_CHECKPOINTS"

@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import Any
 
-from gan.checkpoints import CheckpointError, Run, printable
 from gan.config import Config
-from gan.history import ChangeRecord, EpochRecord, StepRecord
 from gan.images import grid_png
+from gan.jobs.runner import check_startable, prepare_trainer, train_run
+from gan.lab.stepthrough import Probe, StepThrough, probe
 from gan.models import check_memory
-from gan.runner import check_startable, prepare_trainer, train_run
-from gan.stepthrough import Probe, StepThrough, probe
+from gan.store.checkpoints import CheckpointError, Run, printable
+from gan.store.history import ChangeRecord, EpochRecord, StepRecord
 from gan.train import Control, DeviceUnavailable, StepMetrics, Trainer, TrainingDiverged
 
 HISTORY_POINTS = 2000

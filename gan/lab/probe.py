@@ -24,10 +24,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from gan.checkpoints import CheckpointError, Run, load_state
 from gan.config import Config
 from gan.data import IMAGE_SIZE, Dataset
 from gan.models import build_discriminator
+from gan.store.checkpoints import CheckpointError, Run, load_state
 from gan.train import generator_loss
 
 MAX_BYTES = 20_000_000

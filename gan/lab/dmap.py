@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from gan.data import NUM_CLASSES, Dataset
-from gan.latent import sample
-from gan.probe import d_logits
+from gan.lab.latent import sample
+from gan.lab.probe import d_logits
 
 REAL_POINTS = 1000
 FAKE_POINTS = 500

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gan.files import FileError, open_regular, parse_json
+from gan.store.files import FileError, open_regular, parse_json
 
 LINE_LIMIT = 64_000  # bytes per line; an epoch record with scores is about 1,000
 TAIL_START = 4096  # bytes read first from the end for the last step; doubled until a step line is found
@@ -49,7 +49,7 @@ class EpochRecord:
     step: int
     seconds: float
     scores: dict[str, Any] | None = None
-    spread: float | None = None  # how different the fixed-noise samples are from each other (gan.diagnose)
+    spread: float | None = None  # how different the fixed-noise samples are from each other (gan.scoring.diagnose)
 
     kind = "epoch"
 

@@ -10,14 +10,14 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from gan.checkpoints import CheckpointError, Run, printable
 from gan.config import Config
 from gan.data import DEFAULT_DATA_DIR, load_mnist
-from gan.diagnose import sample_spread
-from gan.history import ChangeRecord, EpochRecord, Record, StepRecord
 from gan.images import grid_png
-from gan.metrics import score_generator
 from gan.models import check_memory
+from gan.scoring.diagnose import sample_spread
+from gan.scoring.metrics import score_generator
+from gan.store.checkpoints import CheckpointError, Run, printable
+from gan.store.history import ChangeRecord, EpochRecord, Record, StepRecord
 from gan.train import ChangeCallback, Control, StepMetrics, Trainer, TrainingDiverged
 
 StepCallback = Callable[[StepMetrics], None]

@@ -1,4 +1,5 @@
-"""Quality scores of generated digits, measured by the digit judges (`gan.judge`) against the 10,000 test digits.
+"""Quality scores of generated digits, measured by the digit judges (`gan.scoring.judge`) against the 10,000 test
+digits.
 
 - FID: Frechet distance between Gaussian fits of judge features (lower is better; real vs real is the floor),
   on both judges: they are built differently and notice different flaws.
@@ -31,8 +32,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gan.data import DEFAULT_DATA_DIR, IMAGE_SIZE, NUM_CLASSES, load_mnist
-from gan.judge import Judge, Judges, judge_outputs, load_judges
-from gan.latent import sample
+from gan.lab.latent import sample
+from gan.scoring.judge import Judge, Judges, judge_outputs, load_judges
 
 COVERED_FRACTION = 0.01  # a class counts as covered when at least 1% of the samples are judged to be that digit
 NEIGHBOURS = 5  # k of precision, recall, density and coverage, as in Naeem et al. 2020

@@ -5,7 +5,7 @@
 - `resnet` (the second judge): a small residual network with global average pooling (48-d features), its own
   seed and stronger augmentation. Built differently, it notices different flaws: FID is reported on both.
 
-Both are deterministic on a CPU and ship with the package (`gan/judges/*.safetensors`), checked against the
+Both are deterministic on a CPU and ship with the package (`gan/scoring/judges/*.safetensors`), checked against the
 SHA-256 recorded here, so scores are there from the very first run. A missing or altered file falls back to the
 cache (`<repo>/.cache/judge/`, or `$GAN_STUDIO_CACHE/judge/`), and then to training (half a minute to a
 minute each), with a warning that says so. `python -m gan judge --train` rebuilds both files byte for byte.
@@ -32,11 +32,11 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from gan.data import DEFAULT_DATA_DIR, IMAGE_SIZE, NUM_CLASSES, batches, batches_per_epoch, load_mnist
-from gan.files import atomic_write
+from gan.store.files import atomic_write
 
 FORMAT_VERSION = 3  # bump when an architecture or training recipe changes: cached judges are then retrained
 CACHE_ENV = "GAN_STUDIO_CACHE"
-DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache"
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache"
 SHIPPED_DIR = Path(__file__).resolve().parent / "judges"
 TRAINING_THREADS = 1  # one thread: the same operation order, so the same bytes on the same CPU, whatever its cores
 EVAL_BATCH = 1000

@@ -3,7 +3,7 @@
 Pure functions of the history records (`{"kind": "step"|"epoch"|"change", ...}`, as saved in history.jsonl): no
 files, no models. Each check looks at the recent part of the run (the last `RECENT` of its steps, at least
 `MIN_STEPS` of them), so a run that recovered from an early imbalance is not blamed for it. The thresholds were
-set on the failure recipes and the healthy presets (gan/recipes.py): the recipes trip them, the presets do not.
+set on the failure recipes and the healthy presets (gan/lab/recipes.py): the recipes trip them, the presets do not.
 """
 
 from __future__ import annotations

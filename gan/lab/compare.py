@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gan.checkpoints import Run
 from gan.config import Config
 from gan.data import batches_per_epoch
+from gan.store.checkpoints import Run
 
 TRAINING_IMAGES = 60_000
 AXES = {"epoch": "epoch", "images": "images seen", "seconds": "training seconds"}

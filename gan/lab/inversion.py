@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gan.latent import is_conditional
+from gan.lab.latent import is_conditional
 
 POOL = 64  # random codes looked at per target and candidate digit
 STARTS = 4  # of which this many are refined
