@@ -21,7 +21,7 @@ from gan.lab.dmap import epoch_map, real_points, summary
 from gan.lab.inversion import STEPS, Weights, invert
 from gan.lab.probe import judge_reading, load_discriminator
 from gan.scoring.judge import load_judge
-from gan.store.checkpoints import Run, load_generator
+from gan.store.run import Run, load_generator
 from gan.train import inference_bf16
 
 

@@ -22,8 +22,8 @@ sys.path.insert(0, str(REPO))
 
 from gan.config import Config  # noqa: E402
 from gan.jobs.runner import prepare_trainer, train_run  # noqa: E402
-from gan.store.checkpoints import Run  # noqa: E402
 from gan.store.history import EpochRecord, StepRecord, encode  # noqa: E402
+from gan.store.run import Run  # noqa: E402
 
 
 def build(root: Path, runs: int, epochs: int) -> None:

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gan.__main__ import main as gan_main  # noqa: E402
 from gan.lab.recipes import RECIPES  # noqa: E402
 from gan.scoring.diagnose import diagnose  # noqa: E402
-from gan.store.checkpoints import Run  # noqa: E402
 from gan.store.history import EpochRecord  # noqa: E402
+from gan.store.run import Run  # noqa: E402
 
 HEALTHY = "healthy"
 

@@ -36,8 +36,10 @@ from gan.scoring.metrics import (
     reference_scores,
     score_generator,
 )
-from gan.store.checkpoints import CheckpointError, Run, default_root, list_runs, load_generator, printable
+from gan.store.checkpoints import CheckpointError, printable
 from gan.store.history import EpochRecord
+from gan.store.listing import list_runs
+from gan.store.run import Run, default_root, load_generator
 from gan.train import (
     Control,
     DeviceUnavailable,

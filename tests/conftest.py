@@ -29,7 +29,9 @@ import gan.jobs.runner
 import gan.scoring.metrics
 from gan.config import Config
 from gan.jobs.runner import prepare_trainer, train_run
-from gan.store.checkpoints import Run, list_runs, load_state, save_state
+from gan.store.checkpoints import load_state, save_state
+from gan.store.listing import list_runs
+from gan.store.run import Run
 from gan.train import Trainer
 
 # CLI flags of a model that trains in a fraction of a second (the epochs and batches per epoch are the test's)

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from gan.config import Config
 from gan.jobs.runner import prepare_trainer, train_run
 from gan.jobs.session import Status
-from gan.store.checkpoints import Run
+from gan.store.run import Run
 from tests.conftest import DEEP, bad_run, tiny_config, wait_for
 from views import common
 

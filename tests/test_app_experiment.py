@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 import gan.lab.recipes
 from gan.jobs.runner import prepare_trainer, train_run
 from gan.lab.recipes import Recipe
-from gan.store.checkpoints import Run
+from gan.store.run import Run
 from tests.conftest import tiny_config
 from tests.test_app import fresh_app  # noqa: F401 - an autouse fixture: a fresh checkpoints root, no job
 from views import common

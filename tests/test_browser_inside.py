@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from gan.jobs.runner import prepare_trainer, train_run
-from gan.store.checkpoints import Run
+from gan.store.run import Run
 from tests.conftest import tiny_config
 from tests.servers import streamlit_server
 from tests.test_browser import BROWSER_ARGS, CHROMIUM, Screens

@@ -18,8 +18,8 @@ from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.jobs.runner import prepare_trainer, train_run
 from gan.jobs.session import TrainingSession
 from gan.lab.stepthrough import probe
-from gan.store.checkpoints import Run
 from gan.store.history import ChangeRecord, EpochRecord, StepRecord, encode, parse_line, parse_record
+from gan.store.run import Run
 from gan.train import Control, Trainer, configure_threads
 from tests.conftest import assert_same_weights, tiny_config, wait_for
 from tests.test_cli import KILLED_AT_FSYNC

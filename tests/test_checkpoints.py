@@ -16,16 +16,9 @@ from safetensors.torch import save as save_safetensors
 from safetensors.torch import save_file
 
 from gan.jobs.runner import prepare_trainer
-from gan.store.checkpoints import (
-    FORMAT,
-    CheckpointError,
-    Run,
-    RunLockedError,
-    flatten_state,
-    list_runs,
-    load_generator,
-    load_state,
-)
+from gan.store.checkpoints import FORMAT, CheckpointError, flatten_state, load_state
+from gan.store.listing import list_runs
+from gan.store.run import Run, RunLockedError, load_generator
 from tests.conftest import BAD_EPOCH_FILES, BAD_RUNS, DEEP, assert_listed_with_reason, bad_run, tiny_config
 
 NAMES_REFUSED = ["../x", "a/b", "..", "", ".hidden", "x" * 65, "a\\b", "/tmp/x", "a/../../b"]  # escapes

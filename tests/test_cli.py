@@ -20,7 +20,8 @@ import gan.__main__
 from gan.config import SETTINGS
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.jobs.runner import prepare_trainer, train_run
-from gan.store.checkpoints import Run, load_state
+from gan.store.checkpoints import load_state
+from gan.store.run import Run
 from gan.train import Trainer, configure_threads
 from tests.conftest import (
     BAD_EPOCH_FILES,

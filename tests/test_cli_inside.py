@@ -11,7 +11,7 @@ from PIL import Image
 from gan.__main__ import main
 from gan.data import load_mnist, to_unit_range
 from gan.jobs.runner import prepare_trainer, train_run
-from gan.store.checkpoints import Run
+from gan.store.run import Run
 from tests.conftest import tiny_config
 
 

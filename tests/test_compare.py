@@ -7,7 +7,7 @@ import pytest
 from gan.__main__ import main
 from gan.jobs.runner import prepare_trainer, train_run
 from gan.lab.compare import CHANGES, RunRecord, change_marks, differing_settings, load, score_table, step_curve
-from gan.store.checkpoints import Run
+from gan.store.run import Run
 from tests.conftest import tiny_config
 
 RUN_SETTINGS = {

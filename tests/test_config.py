@@ -90,7 +90,7 @@ def test_the_quick_start_is_a_valid_short_run():
 
 
 def test_a_run_saved_before_r1_existed_loads_with_the_r1_it_trained_with(tmp_path):
-    from gan.store.checkpoints import Run
+    from gan.store.run import Run
 
     assert Config().r1_gamma > 0 and Config.for_preset("classic").r1_gamma > 0
     saved = Config.for_preset("cdcgan").to_dict()

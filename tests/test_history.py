@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from gan.store.checkpoints import list_runs
 from gan.store.history import EpochRecord, StepRecord, last_step_record, parse_record, read_epoch_records, read_history
+from gan.store.listing import list_runs
 from tests.conftest import DEEP
 
 

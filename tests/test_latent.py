@@ -16,7 +16,7 @@ from gan.lab.latent import (
     sample,
     slerp,
 )
-from gan.store.checkpoints import Run, load_generator
+from gan.store.run import Run, load_generator
 from tests.conftest import tiny_config
 
 

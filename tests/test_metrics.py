@@ -185,7 +185,7 @@ def test_collapse_warnings_name_missing_and_dominant_digits():
 def test_each_epoch_is_scored_into_the_history_and_shown_by_eval(judge, root, capsys):
     from gan.__main__ import main
     from gan.jobs.runner import prepare_trainer, train_run
-    from gan.store.checkpoints import Run
+    from gan.store.run import Run
     from tests.conftest import tiny_config
 
     run = Run.at("scored")

@@ -24,7 +24,7 @@ from gan.lab.probe import (
     verdict_epochs,
     verdicts,
 )
-from gan.store.checkpoints import Run
+from gan.store.run import Run
 from tests.conftest import tiny_config
 
 

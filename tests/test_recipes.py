@@ -6,7 +6,7 @@ import torch
 from gan.__main__ import main
 from gan.config import Config, ConfigError
 from gan.lab.recipes import RECIPES, SMALL_CLASSIC, get_recipe
-from gan.store.checkpoints import Run, load_generator
+from gan.store.run import Run, load_generator
 
 TINY = ["--width", "4", "--batch-size", "16", "--latent-dim", "8", "--steps-per-epoch", "3", "--epochs", "1"]
 

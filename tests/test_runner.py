@@ -9,7 +9,8 @@ import torch
 
 from gan.jobs.runner import RunError, continue_target, prepare_trainer, train_run
 from gan.lab.latent import sample
-from gan.store.checkpoints import Run, list_runs, load_generator
+from gan.store.listing import list_runs
+from gan.store.run import Run, load_generator
 from gan.train import Control, TrainingDiverged
 from tests.conftest import assert_loadable, assert_same_weights, steps_logged, tiny_config
 

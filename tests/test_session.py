@@ -12,8 +12,8 @@ import pytest
 
 import gan.jobs.session
 from gan.jobs.session import HISTORY_POINTS, TRANSITIONS, Snapshot, Status, ThinnedHistory, TrainingSession, can_move
-from gan.store.checkpoints import Run
 from gan.store.history import StepRecord
+from gan.store.run import Run
 from gan.train import Trainer
 from tests.conftest import assert_loadable, steps_logged, tiny_config, wait_for
 

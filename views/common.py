@@ -23,8 +23,9 @@ from gan.images import png_bytes
 from gan.jobs.session import TrainingSession
 from gan.lab.latent import Directions, principal_directions, typical_distance
 from gan.series import smooth, thin
-from gan.store.checkpoints import Run, RunInfo, default_root, list_runs, load_generator
 from gan.store.history import ChangeRecord, EpochRecord, History, StepRecord
+from gan.store.listing import RunInfo, list_runs
+from gan.store.run import Run, default_root, load_generator
 
 COLORS = {"loss_d": "#1f77b4", "loss_g": "#ff7f0e", "d_real": "#2ca02c", "d_fake": "#d62728", "wasserstein": "#8c564b"}
 CHANGE_COLOR = "#9467bd"  # lines where a setting changed mid-run

@@ -11,7 +11,8 @@ import streamlit as st
 
 from gan.lab import compare
 from gan.series import smooth, thin
-from gan.store.checkpoints import Run, list_runs
+from gan.store.listing import list_runs
+from gan.store.run import Run
 from views import common
 
 RUN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")

@@ -19,8 +19,8 @@ from gan.lab.latent import nearest_real, sample
 from gan.lab.probe import Push, load_discriminator, push
 from gan.scoring.judge import load_judge
 from gan.scoring.metrics import EVAL_SAMPLES, EVAL_SEED, per_class_fid
-from gan.store.checkpoints import Run
 from gan.store.history import EpochRecord
+from gan.store.run import Run
 from gan.train import inference_bf16
 from views import common
 

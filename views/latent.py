@@ -22,7 +22,8 @@ from gan.lab.latent import (
     sample,
 )
 from gan.models import Generator
-from gan.store.checkpoints import Run, RunInfo
+from gan.store.listing import RunInfo
+from gan.store.run import Run
 from views import common
 
 DIRECTIONS = 5

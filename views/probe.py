@@ -16,7 +16,9 @@ from gan.images import grid_image
 from gan.lab.inversion import Inversion, Weights, invert
 from gan.lab.probe import ImageError, digit_from_png, judge_reading, verdicts
 from gan.scoring.judge import load_judge
-from gan.store.checkpoints import CheckpointError, Run, RunInfo
+from gan.store.checkpoints import CheckpointError
+from gan.store.listing import RunInfo
+from gan.store.run import Run
 from gan.train import inference_bf16
 from views import common
 

@@ -16,9 +16,10 @@ from PIL import Image
 
 from gan.images import enlarge, progression_gif
 from gan.series import evenly
-from gan.store.checkpoints import Run, RunInfo
 from gan.store.files import FileError, read_capped
 from gan.store.history import ChangeRecord, EpochRecord, History
+from gan.store.listing import RunInfo
+from gan.store.run import Run
 from views import common, experiment, inside
 
 PLAY_FRAMES = 40  # at most this many epochs in the in-page animation

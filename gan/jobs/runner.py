@@ -16,8 +16,9 @@ from gan.images import grid_png
 from gan.models import check_memory
 from gan.scoring.diagnose import sample_spread
 from gan.scoring.metrics import score_generator
-from gan.store.checkpoints import CheckpointError, Run, printable
+from gan.store.checkpoints import CheckpointError, printable
 from gan.store.history import ChangeRecord, EpochRecord, Record, StepRecord
+from gan.store.run import Run
 from gan.train import ChangeCallback, Control, StepMetrics, Trainer, TrainingDiverged
 
 StepCallback = Callable[[StepMetrics], None]

@@ -19,8 +19,9 @@ from gan.images import grid_png
 from gan.jobs.runner import check_startable, prepare_trainer, train_run
 from gan.lab.stepthrough import Probe, StepThrough, probe
 from gan.models import check_memory
-from gan.store.checkpoints import CheckpointError, Run, printable
+from gan.store.checkpoints import CheckpointError, printable
 from gan.store.history import ChangeRecord, EpochRecord, StepRecord
+from gan.store.run import Run
 from gan.train import Control, DeviceUnavailable, StepMetrics, Trainer, TrainingDiverged
 
 HISTORY_POINTS = 2000

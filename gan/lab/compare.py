@@ -13,7 +13,7 @@ from typing import Any
 
 from gan.config import Config
 from gan.data import batches_per_epoch
-from gan.store.checkpoints import Run
+from gan.store.run import Run
 
 TRAINING_IMAGES = 60_000
 AXES = {"epoch": "epoch", "images": "images seen", "seconds": "training seconds"}
