@@ -16,7 +16,8 @@ def test_each_recipe_is_a_valid_config_with_an_explanation(name):
     recipe = get_recipe(name)
     config = recipe.config()
     assert isinstance(config, Config) and config.evaluate, "a recipe is judged by its scores"
-    assert all(part and part[-1] == "." for part in (recipe.what, recipe.watch, recipe.teaches))
+    parts = (recipe.what, recipe.watch, recipe.teaches)
+    assert all(part[0].isupper() and part[-1] == "." for part in parts), "each part is sentences, as a learner reads"
     assert recipe.title in recipe.explanation and recipe.watch in recipe.explanation
     assert config.r1_gamma == 0, "measured without R1, which steadies D and would hide the failure"
 
@@ -41,7 +42,7 @@ def test_an_unknown_recipe_names_the_known_ones():
 def test_the_cli_starts_a_recipe_and_explains_it(tmp_path, capsys):
     assert main(["--root", str(tmp_path), "train", "--recipe", "unstable", "--run", "wobbly", "--no-eval", *TINY]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Unstable training: learning rates") and "diagnosis:" in out
+    assert out.startswith(get_recipe("unstable").explanation) and "diagnosis:" in out
     config = Run.at("wobbly", tmp_path).config()
     assert config.lr_g == get_recipe("unstable").config().lr_g and config.width == 4, "flags given still win"
 

@@ -56,14 +56,14 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="mode-collapse",
             title="Mode collapse",
-            what="once G draws rough digits, D nearly stops learning (its learning rate drops from 2e-4 to 1e-5 at "
-            "step 1,200, a scheduled change, while G keeps 1e-3): G, a hundred times faster than the D it plays "
-            "against, maps every noise vector to the few images D likes best at the moment.",
-            watch="after the marked change, the grid turning from varied rough digits into a few shapes repeated "
-            "within two or three epochs, then mostly one, and the digits covered falling to one or two; D(G(z)) "
-            "rises and G's loss falls as if G were winning. No EMA, so the grid is the raw G's.",
-            teaches="it is D's constant adaptation that pushes G to cover every digit: a G much faster than its D "
-            "collapses onto D's favourites, and calm or falling G losses do not mean a good generator.",
+            what="Once G draws rough digits, D almost stops learning: at step 1,200 its learning rate drops from "
+            "2e-4 to 1e-5, while G keeps 1e-3. G is now a hundred times faster than D. It learns to turn every "
+            "noise vector into the few images D likes best.",
+            watch="After the marked change, the varied rough digits turn into a few shapes, then mostly one. The "
+            "number of digits drawn falls to one or two. D(G(z)) rises and G's loss falls, as if G were winning. "
+            "There is no EMA here, so the grid shows G itself.",
+            teaches="D keeps changing its mind, and that is what pushes G to draw every digit. A G much faster than "
+            "its D collapses onto D's favourites. A calm or falling G loss does not mean a good generator.",
             settings={
                 **SMALL_CLASSIC,
                 "lr_g": 1e-3,
@@ -76,51 +76,48 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="vanishing-gradients",
             title="Vanishing gradients",
-            what="the original minimax G loss, log(1 - D(G(z))), against a D that learns faster: once D rejects the "
-            "fakes, the loss is flat and G's gradient is near zero.",
-            watch="D(G(z)) dropping to about 0 within the first steps, G's gradient norm falling, and the samples "
-            "staying noise.",
-            teaches="why practical GANs train G to maximise log D(G(z)) instead (the bce loss): same fixed point, "
-            "strong gradients exactly when G is losing.",
+            what="G uses the original minimax loss, log(1 - D(G(z))), against a D that learns faster. Once D "
+            "rejects every fake, that loss is flat, so G's gradient is close to zero.",
+            watch="D(G(z)) drops to about 0 in the first steps, G's gradient norm falls, and the samples stay noise.",
+            teaches="This is why GANs train G to maximise log D(G(z)) instead (the bce loss). Both losses aim at the "
+            "same balance, but this one gives G strong gradients exactly when G is losing.",
             settings={**SMALL_CLASSIC, "loss": "saturating", "lr_d": 1e-3, "lr_g": 1e-4, "d_steps": 2},
         ),
         Recipe(
             name="overpowered-d",
             title="Overpowered discriminator",
-            what="D takes five steps at a high learning rate for every small G step, so it always wins.",
-            watch="D(x) pinned near 1 and D(G(z)) near 0 from the first steps, D's loss and gradient near 0 (it has "
-            "nothing left to learn) and G's loss high; G's gradient norm is not tiny but about ten times a healthy "
-            "run's (the non-saturating loss is steepest when G loses), yet its steps, 100 times smaller than D's, "
-            "never catch up, and the samples stay noise.",
-            teaches="a GAN is a balance: a D that always wins gives G only the direction of D's latest whim, not a "
-            "way to digits, so D is kept no stronger than it needs to be. A winning D alone does not starve G of "
-            "gradient: that takes the saturating loss as well (see vanishing-gradients).",
+            what="D takes five steps at a high learning rate for every small G step, so D always wins.",
+            watch="From the first steps D(x) stays near 1 and D(G(z)) near 0. D's loss and gradient are near 0: it "
+            "has nothing left to learn. G's loss stays high. G's gradient is not small (about ten times a healthy "
+            "run's), but its steps are 100 times smaller than D's and never catch up. The samples stay noise.",
+            teaches="A GAN is a balance. A D that always wins only tells G about its latest whim, not the way to "
+            "digits, so D should be no stronger than it needs to be. A winning D alone does not take away G's "
+            "gradient: that also needs the saturating loss (see the vanishing-gradients recipe).",
             settings={**SMALL_CLASSIC, "d_steps": 5, "lr_d": 2e-3, "lr_g": 2e-5, "epochs": 10},
         ),
         Recipe(
             name="unstable",
             title="Unstable training",
-            what="learning rates five times the small classic GAN's 2e-4, with Adam's usual momentum (beta1 0.9, where "
-            "the classic GAN uses 0.5): each player overshoots the other.",
-            watch="the losses, D(x) and D(G(z)) swinging and spiking instead of settling, and the samples jumping "
-            "from one kind of blob or noise to another from epoch to epoch instead of sharpening into digits: after "
-            "thirty epochs they are still rough, crowded onto a few digits, where 2e-4 and beta1 0.5 "
-            "draw every digit.",
-            teaches="GANs need small steps: the two players chase a moving target, and large steps make them orbit "
+            what="Both learning rates are five times the small classic GAN's 2e-4, with more momentum (Adam's beta1 "
+            "0.9 instead of 0.5). Each player overshoots the other.",
+            watch="The losses, D(x) and D(G(z)) swing and spike instead of settling. The samples jump from one kind "
+            "of blob to another instead of sharpening into digits. After thirty epochs they are still rough and "
+            "show only a few digits; with 2e-4 and beta1 0.5 every digit appears.",
+            teaches="GANs need small steps. Each player chases a moving target, and large steps make them circle "
             "the balance instead of reaching it.",
             settings={**SMALL_CLASSIC, "lr_g": 1e-3, "lr_d": 1e-3, "beta1": 0.9},
         ),
         Recipe(
             name="checkerboard",
             title="Checkerboard artefacts",
-            what="G doubles its resolution with stride-2 transposed convolutions of a 5x5 kernel, which the stride "
-            "does not divide: along each axis neighbouring output pixels receive 3 and 2 kernel taps, so the "
-            "samples carry a regular grid of dots.",
-            watch="the grid over the blobs that are becoming digits, in every epoch's samples (five epochs of 20 "
-            "steps, so the Timeline shows each; no EMA, so the grid is the raw G's); the same run with --upsample "
-            "nearest draws smooth blobs. Trained on, G learns to hide the grid within a few hundred steps.",
-            teaches="why generators use resize-then-convolve or kernels divisible by the stride (4 with stride 2, as "
-            "in the other presets: fainter, though any transposed convolution starts with some grid).",
+            what="G doubles the image size at each layer by spreading every pixel over a 5x5 patch two pixels "
+            "apart (a transposed convolution). The patches overlap unevenly: neighbouring pixels get 3 and 2 "
+            "contributions. So the samples carry a regular grid of dots.",
+            watch="A grid of dots over the blobs that are becoming digits, in every epoch (five short epochs, no "
+            "EMA). The same run with --upsample nearest draws smooth blobs. Trained longer, G learns to hide the "
+            "grid within a few hundred steps.",
+            teaches="This is why generators resize first and then convolve, or use a patch size the step divides "
+            "(4 with a step of 2, as the other presets do: a fainter grid at first).",
             settings={**_CONV, "g_kernel": 5, "ema_decay": 0.0, "steps_per_epoch": 20, "epochs": 5},
         ),
     )
