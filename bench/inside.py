@@ -17,12 +17,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gan.data import load_mnist
+from gan.device import inference_bf16
 from gan.lab.dmap import epoch_map, real_points, summary
 from gan.lab.inversion import STEPS, Weights, invert
 from gan.lab.probe import judge_reading, load_discriminator
 from gan.scoring.judge import load_judge
 from gan.store.run import Run, load_generator
-from gan.train import inference_bf16
 
 
 def inversion_figures(run: Run, epoch: int | None, count: int, steps: int, batch: int) -> None:

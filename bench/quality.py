@@ -31,12 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from gan.config import PRESETS, Config  # noqa: E402
+from gan.control import Control  # noqa: E402
 from gan.data import load_mnist  # noqa: E402
+from gan.device import configure_threads  # noqa: E402
+from gan.ema import update_average  # noqa: E402
 from gan.images import grid_image  # noqa: E402
 from gan.lab.latent import sample  # noqa: E402
 from gan.scoring.judge import Judges, load_judges  # noqa: E402
 from gan.scoring.metrics import EVAL_SAMPLES, EVAL_SEED, REAL_KEY, Scores, evaluate_images, reference_scores  # noqa: E402
-from gan.train import Control, Trainer, configure_threads, update_average  # noqa: E402
+from gan.train import Trainer  # noqa: E402
 
 REPORT_MINUTES = (1, 2, 5, 20)
 PROBE_IMAGES = 4096

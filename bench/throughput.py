@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gan.config import PRESETS, Config  # noqa: E402
 from gan.data import load_mnist  # noqa: E402
-from gan.train import Trainer, configure_threads  # noqa: E402
+from gan.device import configure_threads  # noqa: E402
+from gan.train import Trainer  # noqa: E402
 
 
 def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:

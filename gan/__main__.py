@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 from gan.config import DEFAULT_PRESET, SETTINGS, Config, ConfigError, Setting
+from gan.control import Control
 from gan.data import NUM_CLASSES, DataError, load_mnist, to_unit_range
+from gan.device import DeviceUnavailable, configure_threads, inference_bf16
 from gan.images import grid_png
 from gan.jobs.runner import RunError, check_same_settings, check_startable, prepare_trainer, train_run
 from gan.lab import compare
@@ -37,18 +39,10 @@ from gan.scoring.metrics import (
     score_generator,
 )
 from gan.store.checkpoints import CheckpointError, printable
-from gan.store.history import EpochRecord
+from gan.store.history import EpochRecord, StepRecord
 from gan.store.listing import list_runs
 from gan.store.run import Run, default_root, load_generator
-from gan.train import (
-    Control,
-    DeviceUnavailable,
-    StepMetrics,
-    Trainer,
-    TrainingDiverged,
-    configure_threads,
-    inference_bf16,
-)
+from gan.train import Trainer, TrainingDiverged
 
 
 class UsageError(Exception):
@@ -263,7 +257,7 @@ class ProgressBar:
         self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True)
         self.epoch_started = trainer.seconds  # training seconds when the epoch in progress began
 
-    def on_step(self, metrics: StepMetrics) -> None:
+    def on_step(self, metrics: StepRecord) -> None:
         self.bar.update(1)
         if metrics.batch % 10 == 0:
             self.bar.set_postfix(

@@ -14,13 +14,15 @@ import pytest
 import torch
 
 from gan.config import ConfigError
+from gan.control import Control
 from gan.data import DEFAULT_DATA_DIR, load_mnist
+from gan.device import configure_threads
 from gan.jobs.runner import prepare_trainer, train_run
 from gan.jobs.session import TrainingSession
 from gan.lab.stepthrough import probe
 from gan.store.history import ChangeRecord, EpochRecord, StepRecord, encode, parse_line, parse_record
 from gan.store.run import Run
-from gan.train import Control, Trainer, configure_threads
+from gan.train import Trainer
 from tests.conftest import assert_same_weights, tiny_config, wait_for
 from tests.test_cli import KILLED_AT_FSYNC
 

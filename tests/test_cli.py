@@ -19,10 +19,11 @@ import torch
 import gan.__main__
 from gan.config import SETTINGS
 from gan.data import DEFAULT_DATA_DIR, load_mnist
+from gan.device import configure_threads
 from gan.jobs.runner import prepare_trainer, train_run
 from gan.store.checkpoints import load_state
 from gan.store.run import Run
-from gan.train import Trainer, configure_threads
+from gan.train import Trainer
 from tests.conftest import (
     BAD_EPOCH_FILES,
     BAD_RUNS,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from gan.train import d_belief, discriminator_loss, generator_loss, gradient_penalty, r1_penalty
+from gan.losses import d_belief, discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 
 REAL, FAKE = [2.0, -1.0], [0.5, -3.0]
 

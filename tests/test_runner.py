@@ -7,11 +7,12 @@ import math
 import pytest
 import torch
 
+from gan.control import Control
 from gan.jobs.runner import RunError, continue_target, prepare_trainer, train_run
 from gan.lab.latent import sample
 from gan.store.listing import list_runs
 from gan.store.run import Run, load_generator
-from gan.train import Control, TrainingDiverged
+from gan.train import TrainingDiverged
 from tests.conftest import assert_loadable, assert_same_weights, steps_logged, tiny_config
 
 

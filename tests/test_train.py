@@ -5,9 +5,12 @@ import time
 import pytest
 import torch
 
-import gan.train
+import gan.device
+from gan.control import Control
 from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
-from gan.train import SHIFT, Control, Trainer, TrainingDiverged, inference_bf16, translate, use_bf16
+from gan.device import inference_bf16, use_bf16
+from gan.losses import SHIFT, translate
+from gan.train import Trainer, TrainingDiverged
 from tests.conftest import tiny_config
 
 
@@ -124,7 +127,7 @@ def test_nan_loss_stops_training_before_the_step_is_applied(data):
 @pytest.mark.parametrize("native", [False, True])
 def test_auto_precision_trains_in_bf16_only_where_the_hardware_computes_it(native, data, monkeypatch):
     """Emulated bf16 (an AVX2-only CPU) is over ten times slower than fp32: "auto" must not choose it there."""
-    monkeypatch.setattr(gan.train, "native_bf16", lambda device: native)
+    monkeypatch.setattr(gan.device, "native_bf16", lambda device: native)
     assert Trainer(tiny_config(), data).bf16 is native, "auto is the default"
     assert Trainer(tiny_config(precision="bf16"), data).bf16, "an explicit bf16 is honoured"
     assert not Trainer(tiny_config(precision="fp32"), data).bf16

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from gan.device import inference_bf16
 from gan.images import grid_image
 from gan.lab.dmap import EpochMap, RealPoints, epoch_map, ranked_by_d, real_points, summary
 from gan.lab.latent import nearest_real, sample
@@ -21,7 +22,6 @@ from gan.scoring.judge import load_judge
 from gan.scoring.metrics import EVAL_SAMPLES, EVAL_SEED, per_class_fid
 from gan.store.history import EpochRecord
 from gan.store.run import Run
-from gan.train import inference_bf16
 from views import common
 
 REAL, FAKE = 0, 1

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from gan.device import inference_bf16
 from gan.images import grid_image
 from gan.lab.inversion import Inversion, Weights, invert
 from gan.lab.probe import ImageError, digit_from_png, judge_reading, verdicts
@@ -19,7 +20,6 @@ from gan.scoring.judge import load_judge
 from gan.store.checkpoints import CheckpointError
 from gan.store.listing import RunInfo
 from gan.store.run import Run
-from gan.train import inference_bf16
 from views import common
 
 CANVAS_SIDE = 280

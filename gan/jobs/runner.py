@@ -7,10 +7,10 @@ callbacks they pass (a progress bar, or snapshots for the page) and in what they
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from gan.config import Config
+from gan.control import Control
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.images import grid_png
 from gan.models import check_memory
@@ -19,9 +19,9 @@ from gan.scoring.metrics import score_generator
 from gan.store.checkpoints import CheckpointError, printable
 from gan.store.history import ChangeRecord, EpochRecord, Record, StepRecord
 from gan.store.run import Run
-from gan.train import ChangeCallback, Control, StepMetrics, Trainer, TrainingDiverged
+from gan.train import ChangeCallback, Trainer, TrainingDiverged
 
-StepCallback = Callable[[StepMetrics], None]
+StepCallback = Callable[[StepRecord], None]
 EpochCallback = Callable[[int, EpochRecord], None]  # (epochs done, the epoch's history record)
 SaveErrorCallback = Callable[[OSError], None]
 
@@ -120,8 +120,8 @@ class Recorder:
         self.on_change = on_change
         self.pending: list[Record] = []  # records not yet appended to the history file
 
-    def record_step(self, metrics: StepMetrics) -> None:
-        self.pending.append(StepRecord(**asdict(metrics)))
+    def record_step(self, metrics: StepRecord) -> None:
+        self.pending.append(metrics)
         if self.on_step:
             self.on_step(metrics)
 

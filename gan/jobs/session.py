@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
 from gan.config import Config
+from gan.control import Control
+from gan.device import DeviceUnavailable
 from gan.images import grid_png
 from gan.jobs.runner import check_startable, prepare_trainer, train_run
 from gan.lab.stepthrough import Probe, StepThrough, probe
@@ -22,7 +24,7 @@ from gan.models import check_memory
 from gan.store.checkpoints import CheckpointError, printable
 from gan.store.history import ChangeRecord, EpochRecord, StepRecord
 from gan.store.run import Run
-from gan.train import Control, DeviceUnavailable, StepMetrics, Trainer, TrainingDiverged
+from gan.train import Trainer, TrainingDiverged
 
 HISTORY_POINTS = 2000
 ERROR_CHARS = 500  # an error shown to the user is one line of at most this many characters
@@ -353,7 +355,7 @@ class Job:
             "changes": tuple(self.changes),
         }
 
-    def step_changes(self, metrics: StepMetrics) -> dict[str, Any]:
+    def step_changes(self, metrics: StepRecord) -> dict[str, Any]:
         return {
             "step": metrics.step,
             "images_per_sec": metrics.images_per_sec,
@@ -387,8 +389,8 @@ class Job:
     def before_requested_step(self, players: str) -> None:
         self.probed = probe(self.trainer)
 
-    def on_step(self, metrics: StepMetrics) -> None:
-        self.history.add(StepRecord(**asdict(metrics)))
+    def on_step(self, metrics: StepRecord) -> None:
+        self.history.add(metrics)
         if self.probed is not None:  # a requested step: show it at once, whoever watches
             shown = StepThrough(metrics.players, self.probed, probe(self.trainer))
             self.probed = None

@@ -26,10 +26,10 @@ from torch import nn
 
 from gan.config import Config
 from gan.data import IMAGE_SIZE, Dataset
+from gan.losses import generator_loss
 from gan.models import build_discriminator
 from gan.store.checkpoints import CheckpointError, load_state
 from gan.store.run import Run
-from gan.train import generator_loss
 
 MAX_BYTES = 20_000_000
 MIN_SIDE, MAX_SIDE = 8, 4096

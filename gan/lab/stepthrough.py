@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 
 from gan.images import grid_png
-from gan.train import Trainer, d_belief, discriminator_loss, generator_loss
+from gan.losses import d_belief, discriminator_loss, generator_loss
+from gan.train import Trainer
 
 PROBE_SEED_OFFSET = 3  # the probe's real digits: a pure function of the run's seed, never the training noise
 STEP_NAMES = {"d": "One D step", "g": "One G step", "dg": "One of each"}

@@ -23,18 +23,23 @@ TAIL_START = 4096  # bytes read first from the end for the last step; doubled un
 
 @dataclass(frozen=True)
 class StepRecord:
+    """One training step as the trainer reports it and the history stores it."""
+
     step: int
     epoch: int
     batch: int
     loss_d: float
     loss_g: float
-    d_real: float | None  # None for a wgan-gp critic, whose scores are not beliefs
+    # Mean D(x) and D(G(z)) (before the G update) as beliefs that an image is real, from 0 to 1: the sigmoid of the
+    # logit, or for lsgan the output itself (its targets are 1 and 0). None for wgan-gp, whose critic scores are
+    # not probabilities: its `wasserstein` estimate, mean D(x) - mean D(G(z)), is recorded instead.
+    d_real: float | None
     d_fake: float | None
-    grad_norm_d: float
-    grad_norm_g: float
+    grad_norm_d: float  # 0 when D was not updated (a G-only step)
+    grad_norm_g: float  # 0 when G was not updated (a D-only step)
     images_per_sec: float
-    seconds: float
-    wasserstein: float | None = None  # a wgan-gp critic's mean D(x) - D(G(z))
+    seconds: float  # training seconds so far (pauses excluded)
+    wasserstein: float | None = None
     players: str = "dg"  # the players updated: "dg", or "d" / "g" for a single step taken while paused
 
     kind = "step"

@@ -1,0 +1,89 @@
+"""Thread-safe requests to a running training loop: stop, pause and resume, settings to change mid-run, and
+single steps of one player while paused. A UI or a signal handler writes them; `Trainer.run` reads them before
+every step, so a request takes effect within one step."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from gan.config import CHANGEABLE, ConfigError
+
+PLAYERS = ("dg", "d", "g")  # a full step, D's part only, G's part only
+
+
+class Control:
+    """Thread-safe requests, sent by a UI or a signal handler, read by the loop before each step: stop, pause and
+    resume, settings to change, and single steps of one player (taken even while paused)."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._work = threading.Condition()
+        self._changes: deque[tuple[str, Any]] = deque()
+        self._steps: deque[str] = deque()
+
+    def _wake(self) -> None:
+        with self._work:
+            self._work.notify_all()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()  # wake a paused loop so that it can see the stop
+        self._wake()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+        self._wake()
+
+    def change(self, field: str, value: Any) -> None:
+        """Ask for a setting to change before the next step (applied at once if paused); checked by the caller."""
+        if field not in CHANGEABLE:
+            raise ConfigError(field, value, f"not a setting that can change mid-run; those are {', '.join(CHANGEABLE)}")
+        with self._work:
+            self._changes.append((field, value))
+            self._work.notify_all()
+
+    def step(self, players: str) -> None:
+        """Ask for one step of `players` ("d", "g" or "dg") on the next batch; meant for a paused loop."""
+        if players not in PLAYERS:
+            raise ValueError(f"players={players!r} is not allowed: one of {', '.join(PLAYERS)}")
+        with self._work:
+            self._steps.append(players)
+            self._work.notify_all()
+
+    def take_changes(self) -> list[tuple[str, Any]]:
+        with self._work:
+            changes = list(self._changes)
+            self._changes.clear()
+            return changes
+
+    def take_step(self) -> str | None:
+        with self._work:
+            return self._steps.popleft() if self._steps else None
+
+    @property
+    def pending_steps(self) -> int:
+        with self._work:
+            return len(self._steps)
+
+    def wait_for_work(self) -> None:
+        """Block while paused with nothing to do: return on resume, stop, a change or a step request."""
+        with self._work:
+            self._work.wait_for(lambda: self._running.is_set() or bool(self._changes) or bool(self._steps))
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait_while_paused(self) -> None:
+        self._running.wait()
