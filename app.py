@@ -6,11 +6,15 @@ deliberately not called `pages/`: Streamlit would then serve a deep link such as
 without this frame.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from views.common import run_picker
 
-st.set_page_config(page_title="GAN Studio", page_icon=":material/draw:", layout="wide")
+# A shipped icon: a Material icon as the page icon would be fetched from a font server, which fails offline.
+ICON = Path(__file__).resolve().parent / "views" / "icon.png"
+st.set_page_config(page_title="GAN Studio", page_icon=str(ICON), layout="wide")
 # Streamlit leaves 6rem above the page under its top bar; on a 720-pixel laptop screen that pushes the sample grids
 # below the fold, so the pages start closer to the navigation.
 st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }</style>")
