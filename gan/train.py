@@ -17,9 +17,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import torch
@@ -30,9 +29,10 @@ from gan.control import Control
 from gan.data import Dataset, batches, batches_per_epoch
 from gan.device import resolve_device, use_bf16
 from gan.ema import fixed_noise, update_average
-from gan.losses import d_belief, discriminator_loss, generator_loss, gradient_penalty, r1_penalty, translate
+from gan.losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty, translate
 from gan.models import build_discriminator, build_generator
 from gan.store.history import ChangeRecord, StepRecord
+from gan.substeps import ShownStep, StepClock, StepLosses, SubStep, SubStepResult, shown_step
 
 # Adam bounds each update, so a too-high learning rate rarely gives NaN: the logits grow without limit instead.
 # A healthy GAN's losses stay below ~20; past this the run has exploded and will not recover.
@@ -46,18 +46,6 @@ ChangeCallback = Callable[[ChangeRecord], None]
 
 class TrainingDiverged(RuntimeError):
     """The losses stopped being finite numbers; the weights of that step were not applied."""
-
-
-@dataclass(frozen=True)
-class StepLosses:
-    """What one step measured, as tensors where it is still to be read off (`.item()` once, at the end)."""
-
-    loss_d: torch.Tensor
-    loss_g: torch.Tensor
-    logits_real: torch.Tensor
-    logits_fake: torch.Tensor
-    grad_norm_d: float
-    grad_norm_g: float
 
 
 class Trainer:
@@ -85,6 +73,7 @@ class Trainer:
         self.images_seen = 0
         self.seconds = 0.0
         self._rate = 0.0
+        self.shown: ShownStep | None = None  # the first samples of the latest step, for the overview graph
 
     @property
     def steps_per_epoch(self) -> int:
@@ -106,46 +95,81 @@ class Trainer:
     def train_step(self, real: torch.Tensor, labels: torch.Tensor, players: str = "dg") -> StepRecord:
         """One step on a batch: `d_steps` D updates (each with fresh noise) and one G update, or only D's part
         ("d") or G's part ("g"). The player not updated is still measured: its loss against the other."""
-        started = time.perf_counter()
+        return deque(self.substeps(real, labels, players), maxlen=1)[0].record
+
+    def substeps(self, real: torch.Tensor, labels: torch.Tensor, players: str = "dg") -> Iterator[SubStepResult]:
+        """The step of `train_step`, yielding after each numbered sub-step what it computed (see gan.substeps):
+        D1 to D5 (`d_steps` times when D updates), then G1 to G5; G5 carries the step's record. Slow motion
+        stops at each yield; whatever it measures between them must leave the trainer as it found it."""
+        clock = StepClock()
         y = labels if self.config.conditional else None
         update_d, update_g = "d" in players, "g" in players
-        fake, logits_real, logits_fake, loss_d, grad_norm_d = self._update_d(real, y, update_d, update_g)
-        loss_g, grad_norm_g = self._update_g(fake, y, update_g)
-        losses = StepLosses(loss_d, loss_g, logits_real, logits_fake, grad_norm_d, grad_norm_g)
-        return self._count_step(real.size(0), time.perf_counter() - started, players, losses)
+        last_d, scores, loss_d, grad_norm_d = yield from self._update_d(real, y, update_d, update_g, clock)
+        # (2) Update G: maximise log D(G(z)) on the fakes of D's last sub-step; D's weights are frozen so their
+        # gradients are not computed.
+        self.D.requires_grad_(False)
+        fake = last_d.fake
+        yield from clock.hand_out(SubStepResult(SubStep.G1, fake=fake))
+        with self._autocast(), torch.set_grad_enabled(update_g):
+            logits_gen = self.D(self._seen_by_d(fake), y).float()
+        yield from clock.hand_out(SubStepResult(SubStep.G2, logits_fake=logits_gen))
+        loss_g = generator_loss(self.config.loss, logits_gen)
+        yield from clock.hand_out(SubStepResult(SubStep.G3, loss=loss_g))
+        grad_norm_g = self._backward(self.G, self.opt_g, "G", loss_g) if update_g else 0.0
+        yield from clock.hand_out(SubStepResult(SubStep.G4, grad_norm=grad_norm_g))
+        if update_g:
+            self.opt_g.step()
+            self._update_ema()
+        losses = StepLosses(loss_d, loss_g, scores.logits_real, scores.logits_fake, grad_norm_d, grad_norm_g)
+        record = self._count_step(real.size(0), clock.seconds(), players, losses)
+        self.shown = shown_step(record, self.config.loss, last_d, scores, y, real)
+        yield SubStepResult(SubStep.G5, record=record)
 
     def _update_d(
-        self, real: torch.Tensor, y: torch.Tensor | None, update_d: bool, update_g: bool
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
+        self, real: torch.Tensor, y: torch.Tensor | None, update_d: bool, update_g: bool, clock: StepClock
+    ) -> Generator[SubStepResult, None, tuple[SubStepResult, SubStepResult, torch.Tensor, float]]:
         """(1) Update D: maximise log D(x) + log(1 - D(G(z))) (or the chosen loss), d_steps times. Returns the last
-        fakes (in G's graph when G updates next), D's logits on the real and fake batch, D's loss and gradient norm."""
+        D1 (noise, fakes in G's graph when G updates next) and D2 (D's outputs), D's loss and gradient norm."""
         loss_name, grad_norm_d = self.config.loss, 0.0
         self.D.requires_grad_(update_d)
         # A D-only step leaves all of G as it was: its batch-norm statistics too, which drawing the fakes would move.
         g_buffers = None if update_g else [buffer.clone() for buffer in self.G.buffers()]
-        for _ in range(self.config.discriminator_steps if update_d else 1):
+        repeats = self.config.discriminator_steps if update_d else 1
+        for repeat in range(repeats):
             z = torch.randn(real.size(0), self.config.latent_dim, generator=self.noise).to(self.device)
             with self._autocast(), torch.set_grad_enabled(update_g):
                 fake = self.G(z, y)
+            drawn = SubStepResult(SubStep.D1, repeat, z=z, fake=fake)
+            yield from clock.hand_out(drawn)
             with self._autocast(), torch.set_grad_enabled(update_d):
-                logits_real = self.D(self._seen_by_d(real), y).float()
-                logits_fake = self.D(self._seen_by_d(fake.detach()), y).float()
+                seen_real, seen_fake = self._seen_by_d(real), self._seen_by_d(fake.detach())
+                logits_real, logits_fake = self.D(seen_real, y).float(), self.D(seen_fake, y).float()
+            scores = SubStepResult(SubStep.D2, repeat, None, None, seen_real, seen_fake, logits_real, logits_fake)
+            yield from clock.hand_out(scores)
             loss_d = discriminator_loss(loss_name, logits_real, logits_fake)
             if loss_name == "wgan-gp" and update_d:
                 mix = torch.rand(real.size(0), 1, 1, 1, generator=self.noise).to(self.device)
                 loss_d = loss_d + GP_WEIGHT * gradient_penalty(self.D, real, fake.detach().float(), y, mix)
+            yield from clock.hand_out(SubStepResult(SubStep.D3, repeat, loss=loss_d))
             if update_d:
-                self.opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                self._check_finite("D", loss_d)
-                grad_norm_d = _grad_norm(self.D)
+                grad_norm_d = self._backward(self.D, self.opt_d, "D", loss_d)
+            yield from clock.hand_out(SubStepResult(SubStep.D4, repeat, grad_norm=grad_norm_d))
+            if update_d:
                 self.opt_d.step()
-        if update_d and self.config.r1_gamma > 0 and self.step % R1_EVERY == 0:
-            self._regularise_d(real, y)
+                if repeat == repeats - 1 and self.config.r1_gamma > 0 and self.step % R1_EVERY == 0:
+                    self._regularise_d(real, y)
+            yield from clock.hand_out(SubStepResult(SubStep.D5, repeat))
         if g_buffers is not None:
             for buffer, saved in zip(self.G.buffers(), g_buffers):
                 buffer.copy_(saved)
-        return fake, logits_real, logits_fake, loss_d, grad_norm_d
+        return drawn, scores, loss_d, grad_norm_d
+
+    def _backward(self, model: nn.Module, optimiser: torch.optim.Optimizer, name: str, loss: torch.Tensor) -> float:
+        """Gradients of `loss` for `model` (the update itself is the next sub-step); their norm."""
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        self._check_finite(name, loss)
+        return _grad_norm(model)
 
     def _seen_by_d(self, images: torch.Tensor) -> torch.Tensor:
         return translate(images, self.noise) if self.config.augment == "translate" else images
@@ -158,22 +182,6 @@ class Trainer:
         self._check_finite("D", penalty)
         self.opt_d.step()
 
-    def _update_g(self, fake: torch.Tensor, y: torch.Tensor | None, update_g: bool) -> tuple[torch.Tensor, float]:
-        """(2) Update G: maximise log D(G(z)); D's weights are frozen so their gradients are not computed."""
-        self.D.requires_grad_(False)
-        with self._autocast(), torch.set_grad_enabled(update_g):
-            logits_gen = self.D(self._seen_by_d(fake), y).float()
-        loss_g = generator_loss(self.config.loss, logits_gen)
-        if not update_g:
-            return loss_g, 0.0
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self._check_finite("G", loss_g)
-        grad_norm_g = _grad_norm(self.G)
-        self.opt_g.step()
-        self._update_ema()
-        return loss_g, grad_norm_g
-
     def _count_step(self, images: int, elapsed: float, players: str, losses: StepLosses) -> StepRecord:
         """Advance the step counters and the smoothed speed, and report the step."""
         self.step += 1
@@ -182,22 +190,13 @@ class Trainer:
         self.seconds += elapsed
         rate = images / max(elapsed, 1e-9)
         self._rate = rate if self._rate == 0 else 0.9 * self._rate + 0.1 * rate
-        loss_name = self.config.loss
-        belief_real, belief_fake = d_belief(loss_name, losses.logits_real), d_belief(loss_name, losses.logits_fake)
-        critic = losses.logits_real.mean() - losses.logits_fake.mean() if loss_name == "wgan-gp" else None
         return StepRecord(
             step=self.step,
             epoch=self.epoch,
             batch=self.batch,
-            loss_d=losses.loss_d.item(),
-            loss_g=losses.loss_g.item(),
-            d_real=None if belief_real is None else belief_real.mean().item(),
-            d_fake=None if belief_fake is None else belief_fake.mean().item(),
-            grad_norm_d=losses.grad_norm_d,
-            grad_norm_g=losses.grad_norm_g,
+            **losses.measured(self.config.loss),
             images_per_sec=self._rate,
             seconds=self.seconds,
-            wasserstein=critic.item() if critic is not None else None,
             players=players,
         )
 
