@@ -7,10 +7,11 @@ Everything read here is untrusted (a damaged disk, a shared folder): errors neve
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import secrets
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,13 @@ class FileError(ValueError):
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
+    """Write to a temporary file beside `path`, flush it to disk, then rename it over `path`.
+
+    The file gets the mode every other file of a run gets (0666 less the umask, as the history has), not
+    mkstemp's 0600: others who share a runs folder can read the whole run or none of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    descriptor, temporary = _new_temporary(path)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
@@ -37,6 +41,17 @@ def atomic_write(path: Path, data: bytes) -> None:
         if isinstance(error, OSError) and not error.filename:  # a failed write() names no file: say which
             raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
+
+
+def _new_temporary(path: Path) -> tuple[int, str]:
+    """A new, empty file beside `path` (its name unused until now), opened for writing with the umask's mode."""
+    for _ in range(100):
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666), str(temporary)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(path))
 
 
 def open_regular(path: Path, within: Path | None = None) -> int:
