@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gan.__main__ import main as gan_main  # noqa: E402
 from gan.lab.recipes import RECIPES  # noqa: E402
 from gan.scoring.diagnose import diagnose  # noqa: E402
+from gan.scoring.scores import Scores  # noqa: E402
 from gan.store.history import EpochRecord  # noqa: E402
 from gan.store.run import Run  # noqa: E402
 
@@ -42,12 +43,13 @@ def fid_text(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
 
 
-def scores_text(scores: dict) -> str:
-    recall = scores.get("recall")
+def scores_text(scores: Scores | None) -> str:
+    if scores is None:
+        return "- / - / - / - / -"
+    recall = "-" if scores.recall is None else f"{scores.recall:.2f}"
     return (
-        f"{fid_text(scores.get('fid'))} / {fid_text(scores.get('fid_second'))} / "
-        f"{scores.get('classifier_score', float('nan')):.2f} / {scores.get('classes_covered', '-')} / "
-        f"{'-' if recall is None else f'{recall:.2f}'}"
+        f"{fid_text(scores.fid)} / {fid_text(scores.fid_second)} / {scores.classifier_score:.2f} / "
+        f"{scores.classes_covered} / {recall}"
     )
 
 
@@ -57,10 +59,10 @@ def row(root: Path, name: str, healthy: list[EpochRecord]) -> str:
     last = run.epoch_records()[-1]
     findings = ", ".join(finding.name for finding in diagnose(run.history())) or "nothing alarming"
     same_time = next((record for record in healthy if record.seconds >= last.seconds), None)
-    beside = "-" if same_time is None or name == HEALTHY else scores_text(same_time.scores or {})
+    beside = "-" if same_time is None or name == HEALTHY else scores_text(same_time.scores)
     spread = "-" if last.spread is None else f"{last.spread:.3f}"
     return (
-        f"| {name} | {last.seconds / 60:.1f} ({last.step:,}) | {scores_text(last.scores or {})} | {spread} | "
+        f"| {name} | {last.seconds / 60:.1f} ({last.step:,}) | {scores_text(last.scores)} | {spread} | "
         f"{findings} | {beside} |"
     )
 

@@ -268,7 +268,7 @@ class ProgressBar:
                 refresh=False,
             )
 
-    def on_epoch(self, epochs_done: int, record: EpochRecord) -> None:
+    def on_epoch(self, epochs_done: int, record: EpochRecord, samples_png: bytes) -> None:
         seconds, self.epoch_started = record.seconds - self.epoch_started, record.seconds
         images = self.trainer.steps_per_epoch * self.trainer.config.batch_size
         self.bar.write(
@@ -289,11 +289,8 @@ def _scores_text(record: EpochRecord) -> str:
     scores = record.scores
     if not scores:
         return ""
-    second = "" if scores.get("fid_second") is None else f", FID 2 {scores['fid_second']:.2f}"
-    return (
-        f", FID {scores['fid']:.2f}{second}, score {scores['classifier_score']:.2f}, "
-        f"classes {scores['classes_covered']}"
-    )
+    second = "" if scores.fid_second is None else f", FID 2 {scores.fid_second:.2f}"
+    return f", FID {scores.fid:.2f}{second}, score {scores.classifier_score:.2f}, classes {scores.classes_covered}"
 
 
 def sample_command(args: argparse.Namespace) -> int:
@@ -379,7 +376,7 @@ def eval_command(args: argparse.Namespace) -> int:
         print(_scores_row(f"({name})", scores, floor))
     per_class = {}
     for epoch in epochs:
-        scores = _saved_scores(saved.get(epoch))
+        scores = saved.get(epoch)
         if scores is None or scores.fid_second is None:  # not scored, or scored before the second judge
             scores = score_generator(load_generator(run, epoch)[0], judges)
         print(_scores_row(f"epoch {epoch}", scores, floor))
@@ -393,14 +390,6 @@ def eval_command(args: argparse.Namespace) -> int:
             print(f"{f'epoch {epoch}':<22} {cells}")
     _print_diagnosis(run.history())
     return 0
-
-
-def _saved_scores(values: dict | None) -> Scores | None:
-    """An epoch's saved scores, or None when there are none or they are damaged (they are then measured again)."""
-    try:
-        return Scores.from_dict(values) if values else None
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def _print_diagnosis(history: Iterable) -> None:

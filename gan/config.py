@@ -356,10 +356,16 @@ class ScheduledChange:
     value: Any
 
 
+def check_changeable(field: str, value: Any) -> None:
+    """Refuse a setting that may not change while a run trains (`CHANGEABLE`): the one rule for the CLI's
+    `set_at`, the app's requests and the trainer."""
+    if field not in CHANGEABLE:
+        raise ConfigError(field, value, f"not a setting that can change mid-run; those are {', '.join(CHANGEABLE)}")
+
+
 def parse_value(field: str, text: str) -> Any:
     """A changeable setting's value from text (CLI or form), checked like any config value."""
-    if field not in CHANGEABLE:
-        raise ConfigError(field, text, f"not a setting that can change mid-run; those are {', '.join(CHANGEABLE)}")
+    check_changeable(field, text)
     text = text.strip()
     if field == "loss":
         value: Any = text

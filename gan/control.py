@@ -1,16 +1,34 @@
 """Thread-safe requests to a running training loop: stop, pause and resume, settings to change mid-run, and
 single steps of one player while paused. A UI or a signal handler writes them; `Trainer.run` reads them before
-every step, so a request takes effect within one step."""
+every step, so a request takes effect within one step. Also how the loop ends (`Outcome`) and what it does next
+(`NextStep`): a step, or an end."""
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-from gan.config import CHANGEABLE, ConfigError
+from gan.config import check_changeable
+from gan.store.history import Player
 
-PLAYERS = ("dg", "d", "g")  # a full step, D's part only, G's part only
+
+class Outcome(StrEnum):
+    """How a training loop ended."""
+
+    FINISHED = "finished"  # every configured epoch is done
+    STOPPED = "stopped"  # a stop was requested
+    TIME_BUDGET = "time_budget"  # the training seconds allowed are spent
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """The step the loop takes next: its players, and whether it was asked for through `Control.step`."""
+
+    players: Player
+    requested: bool
 
 
 class Control:
@@ -23,7 +41,7 @@ class Control:
         self._running.set()
         self._work = threading.Condition()
         self._changes: deque[tuple[str, Any]] = deque()
-        self._steps: deque[str] = deque()
+        self._steps: deque[Player] = deque()
 
     def _wake(self) -> None:
         with self._work:
@@ -43,18 +61,17 @@ class Control:
 
     def change(self, field: str, value: Any) -> None:
         """Ask for a setting to change before the next step (applied at once if paused); checked by the caller."""
-        if field not in CHANGEABLE:
-            raise ConfigError(field, value, f"not a setting that can change mid-run; those are {', '.join(CHANGEABLE)}")
+        check_changeable(field, value)
         with self._work:
             self._changes.append((field, value))
             self._work.notify_all()
 
-    def step(self, players: str) -> None:
-        """Ask for one step of `players` ("d", "g" or "dg") on the next batch; meant for a paused loop."""
-        if players not in PLAYERS:
-            raise ValueError(f"players={players!r} is not allowed: one of {', '.join(PLAYERS)}")
+    def step(self, players: Player | str) -> None:
+        """Ask for one step of `players` on the next batch; meant for a paused loop."""
+        if players not in tuple(Player):
+            raise ValueError(f"players={players!r} is not allowed: one of {', '.join(Player)}")
         with self._work:
-            self._steps.append(players)
+            self._steps.append(Player(players))
             self._work.notify_all()
 
     def take_changes(self) -> list[tuple[str, Any]]:
@@ -63,7 +80,7 @@ class Control:
             self._changes.clear()
             return changes
 
-    def take_step(self) -> str | None:
+    def take_step(self) -> Player | None:
         with self._work:
             return self._steps.popleft() if self._steps else None
 

@@ -24,14 +24,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from gan.config import CHANGEABLE, Config, ConfigError
-from gan.control import Control
+from gan.config import CHANGEABLE, Config, ConfigError, check_changeable
+from gan.control import Control, NextStep, Outcome
 from gan.data import Dataset, batches, batches_per_epoch
 from gan.device import resolve_device, use_bf16
 from gan.ema import fixed_noise, update_average
 from gan.losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty, translate
 from gan.models import build_discriminator, build_generator
-from gan.store.history import ChangeRecord, StepRecord
+from gan.store.history import ChangeRecord, Player, StepRecord
 from gan.substeps import ShownStep, StepClock, StepLosses, SubStep, SubStepResult, shown_step
 
 # Adam bounds each update, so a too-high learning rate rarely gives NaN: the logits grow without limit instead.
@@ -218,10 +218,10 @@ class Trainer:
         on_epoch_end: Callable[[int], None] | None = None,
         max_seconds: float | None = None,
         on_change: ChangeCallback | None = None,
-        before_requested_step: Callable[[str], None] | None = None,
-    ) -> str:
-        """Train until the configured epochs are done ("finished"), a stop ("stopped") or the time budget
-        ("time_budget"). `on_epoch_end(n)` is called with the number of epochs completed, `on_change` with each
+        before_requested_step: Callable[[Player], None] | None = None,
+    ) -> Outcome:
+        """Train until the configured epochs are done, a stop is requested or the time budget is spent (see
+        `Outcome`). `on_epoch_end(n)` is called with the number of epochs completed, `on_change` with each
         setting changed (requested through `control` or scheduled by the config's `set_at`), and
         `before_requested_step(players)` just before a step asked for through `control.step`."""
         control = control or Control()
@@ -232,26 +232,25 @@ class Trainer:
                 self.data, self.config.batch_size, self.config.seed, self.epoch, self.batch, self.config.steps_per_epoch
             )
             for real, labels in epoch_batches:
-                players, requested = self._next_step(control, max_seconds, on_change)
-                if players in ("stopped", "time_budget"):
-                    return players
-                if requested and before_requested_step:
-                    before_requested_step(players)
-                full = players == "dg"
-                metrics = self.train_step(real, labels) if full else self.train_step(real, labels, players)
+                step = self._next_step(control, max_seconds, on_change)
+                if isinstance(step, Outcome):
+                    return step
+                if step.requested and before_requested_step:
+                    before_requested_step(step.players)
+                full = step.players == Player.BOTH
+                metrics = self.train_step(real, labels) if full else self.train_step(real, labels, step.players)
                 if on_step:
                     on_step(metrics)
             self.epoch += 1
             self.batch = 0
             if on_epoch_end:
                 on_epoch_end(self.epoch)
-        return "finished"
+        return Outcome.FINISHED
 
     def _next_step(
         self, control: Control, max_seconds: float | None, on_change: ChangeCallback | None
-    ) -> tuple[str, bool]:
-        """Wait while paused, applying changes as they come; the players of the next step and whether it was
-        requested through `control.step`, or why to end."""
+    ) -> NextStep | Outcome:
+        """Wait while paused, applying changes as they come: the next step, or why to end."""
         while True:
             control.wait_for_work()
             for field, value in control.take_changes():
@@ -260,14 +259,14 @@ class Trainer:
                 if scheduled.step == self.step:
                     self._apply_change(scheduled.field, scheduled.value, on_change)
             if control.stop_requested:
-                return "stopped", False
+                return Outcome.STOPPED
             if max_seconds is not None and self.seconds >= max_seconds:
-                return "time_budget", False
+                return Outcome.TIME_BUDGET
             players = control.take_step()
             if players is not None:
-                return players, True
+                return NextStep(players, requested=True)
             if not control.paused:
-                return "dg", False
+                return NextStep(Player.BOTH, requested=False)
 
     def _apply_change(self, field: str, value: Any, on_change: ChangeCallback | None) -> ChangeRecord | None:
         """Set a changeable setting for the steps to come; a value equal to the current one changes nothing
@@ -287,8 +286,7 @@ class Trainer:
 
     def apply_change(self, field: str, value: Any) -> ChangeRecord | None:
         """Change a setting now, between steps (the loop is not running): for scripts and tests."""
-        if field not in CHANGEABLE:
-            raise ConfigError(field, value, f"not a setting that can change mid-run; those are {', '.join(CHANGEABLE)}")
+        check_changeable(field, value)
         self.config.replace(**{field: value})  # raises on a bad value
         return self._apply_change(field, value, None)
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan.config import ConfigError
+from gan.config import ConfigError, parse_value
 from gan.control import Control
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.device import configure_threads
 from gan.jobs.runner import prepare_trainer, train_run
 from gan.jobs.session import TrainingSession
-from gan.lab.stepthrough import probe
-from gan.store.history import ChangeRecord, EpochRecord, StepRecord, encode, parse_line, parse_record
+from gan.lab.stepthrough import measure
+from gan.store.history import ChangeRecord, EpochRecord, Player, StepRecord, encode, parse_line, parse_record
 from gan.store.run import Run
 from gan.train import Trainer
 from tests.conftest import assert_same_weights, tiny_config, wait_for
@@ -68,9 +68,14 @@ def test_a_requested_change_applies_at_the_next_step_and_is_recorded(root):
 
 
 def test_a_bad_change_is_refused_before_it_reaches_the_loop(data):
-    with pytest.raises(ConfigError, match="d_steps"):
-        Control().change("batch_size", 3)
+    """The app's Control, a script's `apply_change` and the CLI's `--set-at` refuse a fixed setting alike."""
     trainer = Trainer(tiny_config(), data)
+    reasons = set()
+    for refuse, value in ((Control().change, 32), (trainer.apply_change, 32), (parse_value, "32")):
+        with pytest.raises(ConfigError, match="not a setting that can change mid-run.*d_steps") as refused:
+            refuse("batch_size", value)
+        reasons.add(str(refused.value).partition(" is not allowed: ")[2])
+    assert len(reasons) == 1 and trainer.config.batch_size == 16
     with pytest.raises(ConfigError, match="lr_g"):
         trainer.apply_change("lr_g", -1.0)
 
@@ -161,7 +166,7 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 
 @pytest.mark.parametrize("preset", ["dcgan", "cdcgan"])
-@pytest.mark.parametrize("players, changed", [("d", "D"), ("g", "G")])
+@pytest.mark.parametrize("players, changed", [(Player.D, "D"), (Player.G, "G")])
 def test_a_step_of_one_player_changes_only_that_player(data, preset, players, changed):
     trainer = Trainer(tiny_config(preset), data)
     trainer.run(control=stop_after(trainer, 2))  # trained a little: Adam has state, G has batch statistics
@@ -200,33 +205,31 @@ def test_steps_requested_while_paused_are_trained_saved_and_resumable(root, data
     on_step = lambda m: seen.append((m.step, m.players))  # noqa: E731
     worker = threading.Thread(target=train_run, args=(run, trainer, control, on_step))
     worker.start()
-    for players in ("d", "g", "dg"):
+    for players in (Player.D, Player.G, Player.BOTH):
         control.step(players)
-    deadline = threading.Event()
-    while len(seen) < 3 and not deadline.wait(0.02):
-        pass
+    wait_for(lambda: len(seen) == 3)
     assert worker.is_alive() and control.paused and trainer.step == 3
     control.stop()
     worker.join(30)
     assert seen == [(1, "d"), (2, "g"), (3, "dg")]
     assert [r.players for r in run.history().steps] == ["d", "g", "dg"]
-    before = probe(trainer)
+    before = measure(trainer)
 
     resumed = prepare_trainer(run, resume=True)
     assert resumed.position() == trainer.position()
     assert_same_weights(trainer.state_dict(), resumed.state_dict())
-    assert probe(resumed) == before, "probing changes nothing, and the state came back whole"
+    assert measure(resumed) == before, "measuring changes nothing, and the state came back whole"
     assert train_run(run, resumed) == "finished"
     assert [r.step for r in run.history().steps] == list(range(1, 2 * STEPS + 1))
 
 
-def test_a_probe_leaves_the_trainer_as_it_was(data):
+def test_a_measurement_leaves_the_trainer_as_it_was(data):
     trainer = Trainer(tiny_config("cdcgan"), data)
     state, rng = trainer_state(trainer), trainer.noise.get_state()
-    first = probe(trainer)
+    first = measure(trainer)
     assert same(state["G"], trainer_state(trainer)["G"]) and torch.equal(rng, trainer.noise.get_state())
     assert len(first.d_real) == len(first.d_fake) == 100 and all(0 <= value <= 1 for value in first.d_real)
-    assert first.grid_png[:4] == b"\x89PNG" and probe(trainer) == first
+    assert first.grid_png[:4] == b"\x89PNG" and measure(trainer) == first
 
 
 # --- through the app's session ----------------------------------------------------------------------------------

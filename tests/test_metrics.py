@@ -191,7 +191,7 @@ def test_each_epoch_is_scored_into_the_history_and_shown_by_eval(judge, root, ca
     run = Run.at("scored")
     train_run(run, prepare_trainer(run, tiny_config(evaluate=True)))
     records = run.history().epochs
-    scores = [Scores.from_dict(record.scores) for record in records]
+    scores = [record.scores for record in records]
     assert len(scores) == 2 and all(s.label_agreement is not None and s.fid > 0 for s in scores)
     assert all(s.fid_second > 0 and 0 <= s.precision <= 1 and 0 <= s.coverage <= 1 for s in scores)
     assert main(["eval", "--run", "scored"]) == 0

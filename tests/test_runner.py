@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
+from gan.config import Config, ConfigError
 from gan.control import Control
-from gan.jobs.runner import RunError, continue_target, prepare_trainer, train_run
+from gan.jobs.runner import RunError, check_startable, continue_target, prepare_trainer, train_run
 from gan.lab.latent import sample
 from gan.store.listing import list_runs
 from gan.store.run import Run, load_generator
@@ -70,6 +71,27 @@ def test_an_existing_run_is_not_overwritten_and_a_missing_one_not_resumed(root):
         prepare_trainer(Run.at("taken"), tiny_config())
     with pytest.raises(RunError, match="no run 'nothing' to resume"):
         prepare_trainer(Run.at("nothing"), resume=True)
+
+
+def test_settings_beyond_the_machines_memory_are_refused_before_any_file_is_written(root):
+    huge = Config.for_preset("dcgan", width=2048, latent_dim=1024, batch_size=60_000)
+    with pytest.raises(ConfigError, match="GiB"):
+        check_startable(Run.at("huge"), resume=False, config=huge)
+    with pytest.raises(ConfigError, match="GiB"):
+        prepare_trainer(Run.at("huge"), huge)
+    assert not Run.at("huge").path.exists()
+
+
+def test_an_epochs_end_draws_the_fixed_noise_once_for_its_spread_its_saved_grid_and_the_callback(root):
+    run = Run.at("drawn")
+    trainer = prepare_trainer(run, tiny_config(epochs=2))
+    drawn, shown = [], {}
+    sample_fixed = trainer.sample_fixed
+    trainer.sample_fixed = lambda: drawn.append(trainer.step) or sample_fixed()
+    train_run(run, trainer, on_epoch=lambda epochs_done, record, grid: shown.update({epochs_done: grid}))
+    assert drawn == [3, 6], "one draw at each epoch's end"
+    assert all(shown[epoch] == run.grid_path(epoch).read_bytes() for epoch in (1, 2))
+    assert all(record.spread is not None for record in run.history().epochs)
 
 
 def test_resuming_with_more_epochs_trains_a_finished_run_further(root):

@@ -1,6 +1,8 @@
+"""The trainer: a few steps of each preset, determinism for a seed, R1 and augmentation, stop, pause and the time
+budget, divergence, and the precision chosen for the hardware."""
+
 import math
 import threading
-import time
 
 import pytest
 import torch
@@ -11,7 +13,21 @@ from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
 from gan.device import inference_bf16, use_bf16
 from gan.losses import SHIFT, translate
 from gan.train import Trainer, TrainingDiverged
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, wait_for
+
+
+class ParkedControl(Control):
+    """A Control that counts the loop's waits while paused: once the count grows, every step begun before the pause
+    is done and reported, and the loop is parked until there is work."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parked = 0
+
+    def wait_for_work(self) -> None:
+        if self.paused:
+            self.parked += 1
+        super().wait_for_work()
 
 
 @pytest.fixture(scope="module")
@@ -95,24 +111,26 @@ def test_stop_is_honoured_within_one_step(data):
     assert outcome == "stopped" and trainer.step == 4
 
 
-@pytest.mark.slow
-def test_pause_blocks_until_resume(data):
-    control = Control()
-    trainer = Trainer(tiny_config(steps_per_epoch=20), data)
+def test_a_paused_loop_applies_changes_but_takes_no_step_until_resumed(data):
+    control = ParkedControl()
+    trainer = Trainer(tiny_config(steps_per_epoch=10), data)
     control.pause()
     worker = threading.Thread(target=trainer.run, args=(control,))
     worker.start()
-    time.sleep(0.3)
-    assert trainer.step == 0 and worker.is_alive()
+    wait_for(lambda: control.parked == 1)
+    control.change("lr_d", 0.002)  # wakes the loop: it applies the change and parks again, without a step
+    wait_for(lambda: control.parked == 2)
+    assert trainer.step == 0 and trainer.config.lr_d == 0.002 and worker.is_alive()
     control.resume()
     worker.join(30)
-    assert trainer.finished
+    assert trainer.finished and trainer.step == 20
 
 
-def test_time_budget_stops_training(data):
-    trainer = Trainer(tiny_config(steps_per_epoch=1000), data)
-    assert trainer.run(max_seconds=0.2) == "time_budget"
-    assert 0 < trainer.step < 2000
+def test_the_time_budget_ends_training_at_the_first_step_past_it(data):
+    trainer, steps = Trainer(tiny_config(steps_per_epoch=1000, epochs=1000), data), []
+    assert trainer.run(on_step=steps.append, max_seconds=0.2) == "time_budget"
+    seconds_before_last = steps[-2].seconds if len(steps) > 1 else 0.0
+    assert seconds_before_last < 0.2 <= steps[-1].seconds == trainer.seconds
 
 
 def test_nan_loss_stops_training_before_the_step_is_applied(data):

@@ -19,7 +19,7 @@ from gan.images import enlarge_png
 from gan.jobs.runner import RunError
 from gan.jobs.session import Snapshot, Status, TrainingSession
 from gan.lab.recipes import RECIPES
-from gan.lab.stepthrough import STEP_NAMES, Probe, StepThrough
+from gan.lab.stepthrough import STEP_NAMES, Measurement, StepThrough
 from gan.scoring.diagnose import diagnose
 from gan.store.checkpoints import CheckpointError
 from views import common
@@ -132,7 +132,7 @@ def mean(values: Sequence[float]) -> float:
 
 def before_and_after(shown: StepThrough) -> None:
     before, after = shown.before, shown.after
-    st.markdown(f"**{shown.title}**, step {before.step} → {after.step}, on the probe digits and fakes:")
+    st.markdown(f"**{shown.title}**, step {before.step} → {after.step}, on the same real digits and fixed-noise fakes:")
     columns = st.columns(4)
     columns[0].metric("D loss", f"{after.loss_d:.3f}", f"{after.loss_d - before.loss_d:+.3f}", delta_color="off")
     columns[1].metric("G loss", f"{after.loss_g:.3f}", f"{after.loss_g - before.loss_g:+.3f}", delta_color="off")
@@ -149,7 +149,7 @@ def before_and_after(shown: StepThrough) -> None:
     grids(before, after)
 
 
-def grids(before: Probe, after: Probe) -> None:
+def grids(before: Measurement, after: Measurement) -> None:
     left, right = st.columns(2)
     left.image(enlarge_png(before.grid_png, 2), caption=f"G's samples before (step {before.step})")
     right.image(enlarge_png(after.grid_png, 2), caption=f"after (step {after.step})")

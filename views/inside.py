@@ -4,7 +4,6 @@ gan/lab/probe.py and gan/scoring/metrics.py."""
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from gan.lab.latent import nearest_real, sample
 from gan.lab.probe import Push, load_discriminator, push
 from gan.scoring.judge import load_judge
 from gan.scoring.metrics import EVAL_SAMPLES, EVAL_SEED, per_class_fid
+from gan.scoring.scores import Scores
 from gan.store.history import EpochRecord
 from gan.store.run import Run
 from views import common
@@ -269,22 +269,9 @@ def cached_per_class_fid(path: str, epoch: int, stamp: float) -> tuple[float | N
     return per_class_fid(images, labels, load_judge())
 
 
-def number(value: Any) -> float | None:
-    """A score read from the history file (untrusted): a finite number, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def per_class_values(value: Any) -> list[float | None] | None:
-    if not isinstance(value, list) or len(value) != 10:
-        return None
-    return [number(item) for item in value]
-
-
-def scores_of(records: dict[int, EpochRecord], epoch: int) -> dict[str, Any]:
+def scores_of(records: dict[int, EpochRecord], epoch: int) -> Scores | None:
     record = records.get(epoch)
-    return record.scores if record is not None and isinstance(record.scores, dict) else {}
+    return record.scores if record is not None else None
 
 
 def quality_vs_diversity(
@@ -293,18 +280,18 @@ def quality_vs_diversity(
     path, stamp = str(run.path), common.mtime(run.epoch_path(epoch))
     st.subheader("Quality against diversity")
     scores = scores_of(records, epoch)
-    present = [(key, label, text) for key, label, text in PRDC if number(scores.get(key)) is not None]
+    present = [(key, label, text) for key, label, text in PRDC if getattr(scores, key, None) is not None]
     if present:
         for column, (key, label, text) in zip(st.columns(len(present)), present, strict=True):
-            column.metric(label, f"{number(scores[key]):.2f}", help=text)
+            column.metric(label, f"{getattr(scores, key):.2f}", help=text)
         prdc_over_time(records, epoch, [key for key, _, _ in present])
     else:
         st.caption("No precision, recall, density or coverage saved for this epoch (scored before they existed).")
-    per_class = per_class_values(scores.get("per_class_fid"))
+    per_class = scores.per_class_fid if scores is not None else None
     if per_class is None and conditional:
-        per_class = list(cached_per_class_fid(path, epoch, stamp))
+        per_class = cached_per_class_fid(path, epoch, stamp)
     if per_class:
-        figure = go.Figure(go.Bar(x=[str(digit) for digit in range(len(per_class))], y=per_class))
+        figure = go.Figure(go.Bar(x=[str(digit) for digit in range(len(per_class))], y=list(per_class)))
         figure.update_layout(
             title={"text": "FID of each digit against real ones of its class (lower is better)", "font": {"size": 15}},
             height=240, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis={"title": "digit asked for", "dtick": 1},
@@ -324,7 +311,7 @@ def prdc_over_time(records: dict[int, EpochRecord], epoch: int, keys: list[str])
         return
     figure = go.Figure()
     for key in keys:
-        figure.add_scatter(x=epochs, y=[number(scores_of(records, shown).get(key)) for shown in epochs],
+        figure.add_scatter(x=epochs, y=[getattr(scores_of(records, shown), key, None) for shown in epochs],
                            mode="lines+markers", name=key)  # fmt: skip
     figure.add_vline(x=epoch, line={"width": 2, "dash": "dash", "color": "#7f7f7f"})
     figure.update_layout(title={"text": "Precision, recall, density, coverage by epoch", "font": {"size": 15}},

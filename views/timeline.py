@@ -5,11 +5,9 @@ training right now is re-read every few seconds, so new epochs appear on the sli
 """
 
 import io
-import math
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 import streamlit as st
 from PIL import Image
@@ -101,11 +99,9 @@ def play(slot, run: Run, epochs: list[int], on_frame: Callable[[int], None]) -> 
         time.sleep(max(0.0, PLAY_SECONDS - (time.perf_counter() - started)))
 
 
-def score_text(value: Any, digits: int = 2) -> str:
-    """A score read from the history: a number, else a dash (the file is untrusted)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return "–"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+def score_text(value: float | None, digits: int = 2) -> str:
+    """A score, or a dash where it was not measured."""
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def show_scores(record: EpochRecord | None, conditional: bool) -> None:
@@ -116,49 +112,41 @@ def show_scores(record: EpochRecord | None, conditional: bool) -> None:
     columns = st.columns(5 if conditional else 4)
     columns[0].metric(
         "FID",
-        score_text(scores.get("fid"), 1),
+        score_text(scores.fid, 1),
         help="Fréchet distance between the judge's features "
         "of real and generated digits. Lower is better; real vs real is near 0.",
     )
     columns[1].metric(
         "Classifier score",
-        score_text(scores.get("classifier_score")),
+        score_text(scores.classifier_score),
         help="Like the Inception Score, from 1 to 10: high when samples are confident digits of every kind.",
     )
-    covered = score_text(scores.get("classes_covered"))
     columns[2].metric(
         "Digits covered",
-        f"{covered} of 10" if covered != "–" else "–",
+        f"{scores.classes_covered} of 10",
         help="How many of the ten digits appear among the samples; fewer suggests mode collapse.",
     )
     columns[3].metric(
         "Judge's confidence",
-        score_text(scores.get("mean_confidence")),
+        score_text(scores.mean_confidence),
         help="The digit judge's average confidence in its reading of a sample (0 to 1).",
     )
     if conditional:
         columns[4].metric(
             "Label agreement",
-            score_text(scores.get("label_agreement")),
+            score_text(scores.label_agreement),
             help="Share of samples the judge reads as the digit that was asked for.",
         )
-    histogram = scores.get("histogram")
-    if isinstance(histogram, list) and 0 < len(histogram) <= 10 and all(score_text(v) != "–" for v in histogram):
-        st.plotly_chart(common.scores_figure(histogram), key="timeline_histogram")
-    warnings = scores.get("warnings")
-    for warning in (warnings if isinstance(warnings, list) else [])[:5]:
+    st.plotly_chart(common.scores_figure(scores.histogram), key="timeline_histogram")
+    for warning in scores.warnings[:5]:
         st.warning(common.plain(warning))
 
 
 def scores_over_time(records: dict[int, EpochRecord], epoch: int) -> None:
-    scored = [
-        (number, record.scores)
-        for number, record in sorted(records.items())
-        if record.scores and score_text(record.scores.get("fid")) != "–"
-    ]
+    scored = [(number, record.scores) for number, record in sorted(records.items()) if record.scores]
     if len(scored) < 2:
         return
-    figure = common.fid_figure([number for number, _ in scored], [scores.get("fid") for _, scores in scored], epoch)
+    figure = common.fid_figure([number for number, _ in scored], [scores.fid for _, scores in scored], epoch)
     st.plotly_chart(figure, key="timeline_fid")
 
 

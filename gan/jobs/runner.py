@@ -10,19 +10,19 @@ from collections.abc import Callable
 from typing import Any
 
 from gan.config import Config
-from gan.control import Control
+from gan.control import Control, Outcome
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.images import grid_png
 from gan.models import check_memory
 from gan.scoring.diagnose import sample_spread
 from gan.scoring.metrics import score_generator
 from gan.store.checkpoints import CheckpointError, printable
-from gan.store.history import ChangeRecord, EpochRecord, Record, StepRecord
+from gan.store.history import ChangeRecord, EpochRecord, Player, Record, StepRecord
 from gan.store.run import Run
 from gan.train import ChangeCallback, Trainer, TrainingDiverged
 
 StepCallback = Callable[[StepRecord], None]
-EpochCallback = Callable[[int, EpochRecord], None]  # (epochs done, the epoch's history record)
+EpochCallback = Callable[[int, EpochRecord, bytes], None]  # (epochs done, the epoch's record, its sample grid PNG)
 SaveErrorCallback = Callable[[OSError], None]
 
 
@@ -30,12 +30,17 @@ class RunError(ValueError):
     """A run cannot be started or resumed as asked (name taken, nothing to resume, ...)."""
 
 
-def check_startable(run: Run, resume: bool) -> None:
-    """Refuse to start a new run over an existing one, or to resume one that is not there."""
+def check_startable(run: Run, resume: bool, config: Config | None = None) -> None:
+    """The checks before a job starts, in one place: refuse to start a new run over an existing one, to resume one
+    that is not there, or to train a `config` that would not fit in memory (ConfigError). The CLI and the app run
+    them before any work, for an answer at once; `prepare_trainer` runs them again under the run's lock, since
+    another process may have created or removed the run in between."""
     if resume and not run.exists():
         raise RunError(f"there is no run {run.name!r} to resume")
     if not resume and (run.exists() or run.epochs()):
         raise RunError(f"a run named {run.name!r} already exists: choose another name, or resume it")
+    if config is not None:
+        check_memory(config)
 
 
 def check_same_settings(saved: Config, given: dict[str, Any]) -> None:
@@ -56,12 +61,11 @@ def prepare_trainer(run: Run, config: Config | None = None, resume: bool = False
     Resuming may raise the epoch count (`epochs`) to train a finished run further, never lower it below what
     is already trained.
     """
-    check_startable(run, resume)
+    check_startable(run, resume, None if resume else config)
     if resume:
         return resumed_trainer(run, epochs)
     if config is None:
         raise RunError("a new run needs a config")
-    check_memory(config)
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config)
     return Trainer(config, load_mnist(DEFAULT_DATA_DIR))
@@ -131,34 +135,33 @@ class Recorder:
             self.on_change(change)
 
     def end_epoch(self, epochs_done: int) -> None:
-        record = self.epoch_record(epochs_done)
+        """The epoch's record (scored when the config asks), its state and grid when it is saved, and `on_epoch`.
+        The fixed noise is drawn once, for the record's spread, the saved grid and the callback's."""
+        trainer, config = self.trainer, self.trainer.config
+        samples = trainer.sample_fixed()
+        scores = score_generator(trainer.G_ema) if config.evaluate else None
+        spread = sample_spread(samples)  # the diagnosis tells collapse from variety by it
+        record = EpochRecord(epochs_done, trainer.step, trainer.seconds, scores, spread)
         self.pending.append(record)
         self.flush()
-        config = self.trainer.config
+        grid = grid_png(samples)
         if epochs_done % config.checkpoint_every == 0 or epochs_done == config.epochs:
-            self.save_epoch(epochs_done)
+            self.save_epoch(epochs_done, grid)
         if self.on_epoch:
-            self.on_epoch(epochs_done, record)
+            self.on_epoch(epochs_done, record, grid)
 
-    def epoch_record(self, epochs_done: int) -> EpochRecord:
-        trainer = self.trainer
-        scores = score_generator(trainer.G_ema).to_dict() if trainer.config.evaluate else None
-        spread = sample_spread(trainer.sample_fixed())  # the diagnosis tells collapse from variety by it
-        return EpochRecord(epochs_done, trainer.step, trainer.seconds, scores, spread)
-
-    def save_epoch(self, epochs_done: int) -> None:
-        samples = grid_png(self.trainer.sample_fixed())
+    def save_epoch(self, epochs_done: int, grid: bytes) -> None:
         state, config = self.trainer.state_dict(), self.trainer.config
-        self.save(lambda: self.run.save_epoch(epochs_done, state, config, samples))
+        self.save(lambda: self.run.save_epoch(epochs_done, state, config, grid))
 
     def flush(self) -> None:
         self.save(lambda: self.run.append_history(self.pending))
         self.pending.clear()
 
-    def finish(self, outcome: str) -> None:
+    def finish(self, outcome: Outcome) -> None:
         """After the loop: the last records, and the state of a run stopped mid-way (no trained step is lost)."""
         self.flush()
-        if outcome != "finished":
+        if outcome != Outcome.FINISHED:
             self.save(lambda: self.run.save_latest(self.trainer.state_dict(), self.trainer.config))
 
     def save(self, write: Callable[[], None]) -> None:
@@ -183,10 +186,9 @@ def train_run(
     on_save_error: SaveErrorCallback | None = None,
     max_seconds: float | None = None,
     on_change: ChangeCallback | None = None,
-    before_requested_step: Callable[[str], None] | None = None,
-) -> str:
-    """Train and keep the run folder up to date (see Recorder). Returns the loop's outcome: "finished",
-    "stopped" or "time_budget"."""
+    before_requested_step: Callable[[Player], None] | None = None,
+) -> Outcome:
+    """Train and keep the run folder up to date (see Recorder). Returns how the loop ended."""
     control = control or Control()
     recorder = Recorder(run, trainer, control, on_step, on_epoch, on_save_error, on_change)
     try:

@@ -3,139 +3,30 @@
 `TrainingSession` owns its thread, a lock and the job's `Control`. The UI sends commands (start, pause, resume,
 stop), reads `snapshot()`, an immutable picture of the job, and calls `watch()` while it shows the live samples
 (drawing them costs the trainer, so they are drawn only while someone watches). Every change of `Status` goes
-through one transition table; the thread never touches the UI.
+through one transition table (`gan.jobs.snapshot`); the thread never touches the UI.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from enum import Enum
+from dataclasses import replace
 from typing import Any
 
 from gan.config import Config
-from gan.control import Control
+from gan.control import Control, Outcome
 from gan.device import DeviceUnavailable
 from gan.images import grid_png
 from gan.jobs.runner import check_startable, prepare_trainer, train_run
-from gan.lab.stepthrough import Probe, StepThrough, probe
-from gan.models import check_memory
+from gan.jobs.snapshot import Snapshot, Status, ThinnedHistory, can_move
+from gan.lab.stepthrough import Measurement, StepThrough, measure
 from gan.store.checkpoints import CheckpointError, printable
-from gan.store.history import ChangeRecord, EpochRecord, StepRecord
+from gan.store.history import ChangeRecord, EpochRecord, Player, StepRecord
 from gan.store.run import Run
 from gan.train import Trainer, TrainingDiverged
 
-HISTORY_POINTS = 2000
 ERROR_CHARS = 500  # an error shown to the user is one line of at most this many characters
 USER_ERRORS = (CheckpointError, ValueError, DeviceUnavailable)  # bad run, bad settings, damaged files, no GPU
-
-
-class Status(str, Enum):
-    IDLE = "idle"  # no job since the server started
-    STARTING = "starting"  # loading data, building or restoring the trainer
-    RUNNING = "running"
-    PAUSED = "paused"  # by the user, or by a failed save waiting for the user
-    STOPPING = "stopping"  # asked to stop; the state is being saved
-    FINISHED = "finished"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-    @property
-    def active(self) -> bool:
-        """A job exists and holds the thread: no other may start."""
-        return self in (Status.STARTING, Status.RUNNING, Status.PAUSED, Status.STOPPING)
-
-    # What the user's commands may do now (the commands check the same, through the table).
-    @property
-    def can_pause(self) -> bool:
-        return self == Status.RUNNING
-
-    @property
-    def can_resume(self) -> bool:
-        return self == Status.PAUSED
-
-    @property
-    def can_stop(self) -> bool:
-        return self != Status.STOPPING and can_move(self, Status.STOPPING)
-
-
-ENDED = frozenset({Status.FINISHED, Status.STOPPED, Status.FAILED})
-# The only changes of status there are; anything else (a Pause while stopping, a second Stop) is ignored.
-TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.IDLE: frozenset({Status.STARTING}),
-    Status.STARTING: frozenset({Status.RUNNING, Status.STOPPING, Status.FAILED}),
-    Status.RUNNING: frozenset({Status.PAUSED, Status.STOPPING, *ENDED}),
-    Status.PAUSED: frozenset({Status.RUNNING, Status.STOPPING, *ENDED}),  # a Pause after the last step: finished
-    Status.STOPPING: ENDED,
-    Status.FINISHED: frozenset({Status.STARTING}),
-    Status.STOPPED: frozenset({Status.STARTING}),
-    Status.FAILED: frozenset({Status.STARTING}),
-}
-
-
-def can_move(current: Status, target: Status) -> bool:
-    return target in TRANSITIONS[current]
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the UI may know about the job, at one moment. Never mutated; a new one replaces it."""
-
-    status: Status = Status.IDLE
-    run_name: str | None = None
-    config: Config | None = None
-    epochs_done: int = 0
-    step: int = 0
-    total_steps: int = 0
-    images_per_sec: float = 0.0
-    seconds: float = 0.0
-    history: tuple[StepRecord, ...] = ()  # thinned evenly to at most HISTORY_POINTS
-    epoch_records: tuple[EpochRecord, ...] = ()
-    samples_png: bytes | None = None  # the fixed noise drawn by the EMA generator, refreshed while watched
-    saved_epochs: tuple[int, ...] = ()
-    error: str | None = None
-    started: float = field(default_factory=time.time)
-    changes: tuple[ChangeRecord, ...] = ()  # settings changed mid-run
-    step_through: StepThrough | None = None  # the latest single step taken while paused, probed before and after
-
-    @property
-    def active(self) -> bool:
-        return self.status.active
-
-    @property
-    def epochs(self) -> int:
-        return self.config.epochs if self.config else 0
-
-    @property
-    def current_epoch(self) -> int:
-        """The 1-based epoch to show: the one in progress while active, else the last one done (at least 1)."""
-        return min(self.epochs_done + (1 if self.active else 0), self.epochs) or 1
-
-    @property
-    def progress(self) -> float:
-        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
-
-    @property
-    def eta_seconds(self) -> float | None:
-        if not self.step or not self.total_steps or self.images_per_sec <= 0 or not self.config:
-            return None
-        return (self.total_steps - self.step) * self.config.batch_size / self.images_per_sec
-
-
-class ThinnedHistory:
-    """Keeps every `stride`-th step; doubles the stride (dropping every other kept point) when full."""
-
-    def __init__(self, limit: int = HISTORY_POINTS):
-        self.limit, self.stride, self.records = limit, 1, []  # records: list[StepRecord]
-
-    def add(self, record: StepRecord) -> None:
-        if record.step % self.stride:
-            return
-        self.records.append(record)
-        if len(self.records) > self.limit:
-            self.stride *= 2
-            self.records = [kept for kept in self.records if kept.step % self.stride == 0]
 
 
 class TrainingSession:
@@ -179,9 +70,7 @@ class TrainingSession:
         with self._lock:
             if self._snapshot.active:
                 return False
-            check_startable(run, resume)
-            if config is not None:
-                check_memory(config)
+            check_startable(run, resume, config)
             self._control = Control()
             self._snapshot = Snapshot(status=Status.STARTING, run_name=run.name, config=config)
             job = Job(self, run, self._control, config, resume, epochs)
@@ -210,9 +99,9 @@ class TrainingSession:
             self._control.change(field, value)
             return True
 
-    def step(self, players: str) -> bool:
-        """Take one step of `players` ("d", "g" or "dg") while paused; returns whether it was asked for (not while
-        running, nor while an earlier step is still under way)."""
+    def step(self, players: Player | str) -> bool:
+        """Take one step of `players` while paused; returns whether it was asked for (not while running, nor while
+        an earlier step is still under way)."""
         with self._lock:
             if self._snapshot.status != Status.PAUSED or self._control.pending_steps:
                 return False
@@ -277,7 +166,7 @@ class Job:
         self.history = ThinnedHistory()
         self.epoch_records: list[EpochRecord] = []
         self.changes: list[ChangeRecord] = []
-        self.probed: Probe | None = None  # the trainer just before a requested step
+        self.measured: Measurement | None = None  # the trainer just before a requested step
         self.published_at = 0.0  # time.monotonic() of the latest progress published
         self.drawn_at = 0.0  # ... and of the latest sample grid
 
@@ -312,7 +201,7 @@ class Job:
             on_change=self.on_change,
             before_requested_step=self.before_requested_step,
         )
-        ended = Status.FINISHED if outcome == "finished" else Status.STOPPED
+        ended = Status.FINISHED if outcome == Outcome.FINISHED else Status.STOPPED
         return ended, self.final_changes()
 
     def load_past(self) -> None:
@@ -363,12 +252,13 @@ class Job:
             "history": tuple(self.history.records),
         }
 
-    def epoch_changes(self) -> dict[str, Any]:
+    def epoch_changes(self, samples_png: bytes) -> dict[str, Any]:
+        self.drawn_at = time.monotonic()
         return {
             **self.position_changes(),
             "epoch_records": tuple(self.epoch_records),
             "saved_epochs": tuple(self.run.epochs()),
-            "samples_png": self.samples(),
+            "samples_png": samples_png,
         }
 
     def final_changes(self) -> dict[str, Any]:
@@ -386,14 +276,14 @@ class Job:
         trainer = self.trainer
         self.session.publish(changes=tuple(self.changes), config=trainer.config, **self.position_changes())
 
-    def before_requested_step(self, players: str) -> None:
-        self.probed = probe(self.trainer)
+    def before_requested_step(self, players: Player) -> None:
+        self.measured = measure(self.trainer)
 
     def on_step(self, metrics: StepRecord) -> None:
         self.history.add(metrics)
-        if self.probed is not None:  # a requested step: show it at once, whoever watches
-            shown = StepThrough(metrics.players, self.probed, probe(self.trainer))
-            self.probed = None
+        if self.measured is not None:  # a requested step: show it at once, whoever watches
+            shown = StepThrough(metrics.players, self.measured, measure(self.trainer))
+            self.measured = None
             self.session.publish(step_through=shown, samples_png=self.samples(), **self.step_changes(metrics))
             return
         now = time.monotonic()
@@ -408,9 +298,9 @@ class Job:
         """A fresh grid is due: the last is old enough, and someone watched since it was drawn."""
         return now - self.drawn_at >= self.session.grid_interval and self.session.watched_since(self.drawn_at)
 
-    def on_epoch(self, epochs_done: int, record: EpochRecord) -> None:
+    def on_epoch(self, epochs_done: int, record: EpochRecord, samples_png: bytes) -> None:
         self.epoch_records.append(record)
-        self.session.publish(**self.epoch_changes())
+        self.session.publish(**self.epoch_changes(samples_png))
 
     def on_save_error(self, error: OSError) -> None:
         reason = (

@@ -1,6 +1,6 @@
 """Stepping through training one player at a time: what D and G look like just before and after a single step.
 
-`probe` measures the trainer without changing anything in it (no training randomness drawn, G's batch-norm
+`measure` looks at the trainer without changing anything in it (no training randomness drawn, G's batch-norm
 statistics untouched): D's outputs on a fixed set of real digits and on G's fakes from the run's fixed noise, the
 two losses on them, and the fixed-noise grid drawn by G itself (not the EMA copy, which one step barely moves).
 """
@@ -13,19 +13,22 @@ import torch
 
 from gan.images import grid_png
 from gan.losses import d_belief, discriminator_loss, generator_loss
+from gan.store.history import Player
 from gan.train import Trainer
 
-PROBE_SEED_OFFSET = 3  # the probe's real digits: a pure function of the run's seed, never the training noise
-STEP_NAMES = {"d": "One D step", "g": "One G step", "dg": "One of each"}
+MEASURED_SEED_OFFSET = 3  # the measured real digits: a pure function of the run's seed, never the training noise
+STEP_NAMES = {Player.D: "One D step", Player.G: "One G step", Player.BOTH: "One of each"}
 
 
 @dataclass(frozen=True)
-class Probe:
+class Measurement:
+    """D and G at one step, on the same real digits and fixed-noise fakes every time."""
+
     step: int
     loss: str  # the loss in force, which decides what the outputs mean
-    d_real: tuple[float, ...]  # D's belief (0 to 1) for each probe real digit, or its critic score for wgan-gp
+    d_real: tuple[float, ...]  # D's belief (0 to 1) for each measured real digit, or its critic score for wgan-gp
     d_fake: tuple[float, ...]  # the same for each fake from the fixed noise
-    loss_d: float  # on the probe digits and fakes (without wgan-gp's gradient penalty)
+    loss_d: float  # on the measured digits and fakes (without wgan-gp's gradient penalty)
     loss_g: float
     grid_png: bytes
 
@@ -36,30 +39,31 @@ class Probe:
 
 @dataclass(frozen=True)
 class StepThrough:
-    """One step-through: the players stepped, and the trainer probed just before and just after."""
+    """One step-through: the players stepped, and the trainer measured just before and just after."""
 
-    players: str
-    before: Probe
-    after: Probe
+    players: Player
+    before: Measurement
+    after: Measurement
 
     @property
     def title(self) -> str:
-        return STEP_NAMES.get(self.players, self.players)
+        return STEP_NAMES[Player(self.players)]
 
 
-def probe_batch(trainer: Trainer, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(trainer.config.seed + PROBE_SEED_OFFSET)
+def measured_batch(trainer: Trainer, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The real digits every measurement of this run uses."""
+    generator = torch.Generator().manual_seed(trainer.config.seed + MEASURED_SEED_OFFSET)
     chosen = torch.randperm(len(trainer.data), generator=generator)[:count].to(trainer.data.labels.device)
     return trainer.data.images[chosen], trainer.data.labels[chosen]
 
 
 @torch.no_grad()
-def probe(trainer: Trainer) -> Probe:
+def measure(trainer: Trainer) -> Measurement:
     """D and G as they are now, on a fixed batch; nothing in the trainer changes."""
     loss = trainer.config.loss
     z = trainer.fixed_z.to(trainer.device)
     fake_labels = None if trainer.fixed_labels is None else trainer.fixed_labels.to(trainer.device)
-    real, labels = probe_batch(trainer, len(z))
+    real, labels = measured_batch(trainer, len(z))
     was_training = trainer.G.training
     trainer.G.eval()  # batch-norm running statistics, and no update of them
     try:
@@ -70,7 +74,7 @@ def probe(trainer: Trainer) -> Probe:
     logits_real = trainer.D(real, labels if conditional else None).float()
     logits_fake = trainer.D(fake, fake_labels if conditional else None).float()
     shown_real, shown_fake = d_belief(loss, logits_real), d_belief(loss, logits_fake)
-    return Probe(
+    return Measurement(
         step=trainer.step,
         loss=loss,
         d_real=tuple((logits_real if shown_real is None else shown_real).cpu().tolist()),

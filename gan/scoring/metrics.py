@@ -23,7 +23,6 @@ import warnings
 import weakref
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from gan.data import DEFAULT_DATA_DIR, IMAGE_SIZE, NUM_CLASSES, load_mnist
 from gan.lab.latent import sample
 from gan.scoring.judge import Judge, Judges, judge_outputs, load_judges
+from gan.scoring.scores import Scores
 
 COVERED_FRACTION = 0.01  # a class counts as covered when at least 1% of the samples are judged to be that digit
 NEIGHBOURS = 5  # k of precision, recall, density and coverage, as in Naeem et al. 2020
@@ -177,62 +177,6 @@ def real_stats(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> Feature
 
 # -----------------------------------------------------------------------------
 # scores
-
-
-@dataclass(frozen=True)
-class Scores:
-    """How a batch of generated images looks to the judges; JSON-friendly through to_dict / from_dict.
-
-    The fields from `fid_second` on are None in records saved before the second judge existed, and when it is
-    not given."""
-
-    fid: float
-    classifier_score: float
-    histogram: tuple[float, ...]  # fraction of samples the judge reads as each digit 0-9
-    classes_covered: int  # digits with at least COVERED_FRACTION of the samples
-    mean_confidence: float
-    label_agreement: float | None  # conditional models only
-    warnings: tuple[str, ...]
-    fid_second: float | None = None  # FID on the second judge's features
-    precision: float | None = None  # the nearest-neighbour scores, on the first judge's features
-    recall: float | None = None
-    density: float | None = None
-    coverage: float | None = None
-    per_class_fid: tuple[float | None, ...] | None = None  # conditional models: FID of each digit asked for
-
-    def to_dict(self) -> dict[str, Any]:
-        values = {**asdict(self), "histogram": list(self.histogram), "warnings": list(self.warnings)}
-        values["per_class_fid"] = None if self.per_class_fid is None else list(self.per_class_fid)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Scores:
-        return cls(
-            fid=float(values["fid"]),
-            classifier_score=float(values["classifier_score"]),
-            histogram=tuple(float(value) for value in values["histogram"]),
-            classes_covered=int(values["classes_covered"]),
-            mean_confidence=float(values["mean_confidence"]),
-            label_agreement=_optional_float(values.get("label_agreement")),
-            warnings=tuple(str(warning) for warning in values["warnings"]),
-            fid_second=_optional_float(values.get("fid_second")),
-            precision=_optional_float(values.get("precision")),
-            recall=_optional_float(values.get("recall")),
-            density=_optional_float(values.get("density")),
-            coverage=_optional_float(values.get("coverage")),
-            per_class_fid=_optional_floats(values.get("per_class_fid")),
-        )
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _optional_floats(values: Any) -> tuple[float | None, ...] | None:
-    """A saved list of numbers or nulls (older records have none at all)."""
-    if not isinstance(values, list):
-        return None
-    return tuple(_optional_float(value) for value in values)
 
 
 def classifier_score(logits: torch.Tensor) -> float:

@@ -1,7 +1,8 @@
 """A run's history (`history.jsonl`) as typed records: one JSON line per logged step, epoch or setting change.
 
 Lines are untrusted: each is size-capped and checked for type and required keys; a bad line is skipped and
-counted, never raised. The on-disk format is the plain `{"kind": ..., ...}` object of each record's `to_dict`.
+counted, never raised. An epoch's scores are checked once here (`Scores.from_dict`): damaged ones read as none.
+The on-disk format is the plain `{"kind": ..., ...}` object of each record's `to_dict`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,31 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from gan.scoring.scores import DamagedScores, Scores
 from gan.store.files import FileError, open_regular, parse_json
 
 LINE_LIMIT = 64_000  # bytes per line; an epoch record with scores is about 1,000
 TAIL_START = 4096  # bytes read first from the end for the last step; doubled until a step line is found
+
+
+class Player(StrEnum):
+    """Which players a training step updates: both (a normal step), or one, for a single step while paused."""
+
+    BOTH = "dg"
+    D = "d"
+    G = "g"
+
+    @property
+    def updates_d(self) -> bool:
+        return self in (Player.BOTH, Player.D)
+
+    @property
+    def updates_g(self) -> bool:
+        return self in (Player.BOTH, Player.G)
 
 
 @dataclass(frozen=True)
@@ -40,7 +59,7 @@ class StepRecord:
     images_per_sec: float
     seconds: float  # training seconds so far (pauses excluded)
     wasserstein: float | None = None
-    players: str = "dg"  # the players updated: "dg", or "d" / "g" for a single step taken while paused
+    players: Player = Player.BOTH  # D or G alone for a single step taken while paused
 
     kind = "step"
 
@@ -53,7 +72,7 @@ class EpochRecord:
     epoch: int
     step: int
     seconds: float
-    scores: dict[str, Any] | None = None
+    scores: Scores | None = None  # when the run scores each epoch
     spread: float | None = None  # how different the fixed-noise samples are from each other (gan.scoring.diagnose)
 
     kind = "epoch"
@@ -62,7 +81,7 @@ class EpochRecord:
         values = {"kind": self.kind, "epoch": self.epoch, "step": self.step, "seconds": self.seconds}
         if self.spread is not None:
             values["spread"] = self.spread
-        return values if self.scores is None else {**values, "scores": self.scores}
+        return values if self.scores is None else {**values, "scores": self.scores.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -83,7 +102,6 @@ class ChangeRecord:
 Record = StepRecord | EpochRecord | ChangeRecord
 INTEGERS = {"step", "epoch", "batch"}
 OPTIONAL_NUMBERS = {"d_real", "d_fake", "wasserstein"}  # None where they do not apply
-STEP_PLAYERS = ("dg", "d", "g")
 
 
 def _is_int(value: Any) -> bool:
@@ -105,8 +123,9 @@ def parse_record(obj: Any) -> Record | None:
         if not all(name in obj for name in required):
             return None
         values = {field.name: obj.get(field.name, field.default) for field in fields}
-        if values["players"] not in STEP_PLAYERS:
+        if values["players"] not in tuple(Player):
             return None
+        values["players"] = Player(values["players"])
         for name, value in values.items():
             if name == "players" or (name in OPTIONAL_NUMBERS and value is None):
                 continue
@@ -117,14 +136,24 @@ def parse_record(obj: Any) -> Record | None:
         scores, spread = obj.get("scores"), obj.get("spread")
         if not (_is_int(obj.get("epoch")) and _is_int(obj.get("step")) and _is_number(obj.get("seconds"))):
             return None
-        if (scores is not None and not isinstance(scores, dict)) or (spread is not None and not _is_number(spread)):
+        if spread is not None and not _is_number(spread):
             return None
-        return EpochRecord(obj["epoch"], obj["step"], obj["seconds"], scores, spread)
+        return EpochRecord(obj["epoch"], obj["step"], obj["seconds"], _saved_scores(scores), spread)
     if kind == "change":
         if not (_is_int(obj.get("step")) and isinstance(obj.get("field"), str) and "old" in obj and "new" in obj):
             return None
         return ChangeRecord(obj["step"], obj["field"], obj["old"], obj["new"])
     return None
+
+
+def _saved_scores(values: Any) -> Scores | None:
+    """An epoch's saved scores, or None when it has none or they are damaged (as if it had not been scored)."""
+    if values is None:
+        return None
+    try:
+        return Scores.from_dict(values)
+    except DamagedScores:
+        return None
 
 
 def parse_line(line: bytes) -> Record | None:
