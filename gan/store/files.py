@@ -58,13 +58,13 @@ def open_regular(path: Path, within: Path | None = None) -> int:
     """A read-only descriptor of `path`, refusing FIFOs, devices, folders and symlinks leading out of `within`.
 
     O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it before any read."""
-    path = Path(path)
+    path = target = Path(path)
     if path.is_symlink():
         target = path.resolve()
         if within is None or not target.is_relative_to(Path(within).resolve()):
             raise FileError(f"{path}: a link to a file outside its run folder is not read")
-    try:
-        descriptor = os.open(path.resolve(), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:  # O_NOFOLLOW: a file swapped for a link since the check above is refused, not followed
+        descriptor = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as error:
         raise FileError(f"{path}: cannot read ({error.strerror or 'error'})") from None
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
