@@ -1,16 +1,20 @@
-"""What the live view costs training: images/s of each epoch of the app's quick-start run, trained (1) by the CLI
-with no one watching and (2) from the app, with the Train page open in a browser all along and its Live view switched
-on in every other epoch and off in the epochs between (off: no polling, no redraws; the browser stays open and idle).
+"""What a live page costs training: images/s of each epoch of the app's quick-start run, trained (1) by the CLI with
+no one watching and (2) from the app, with a page open in a browser all along, watched in every other epoch and
+idle in the epochs between. Two pages are measured, each in a job of its own:
 
-    python bench/live_overhead.py [--repeats 3] [--epochs 10]
+- train: the Train page, its Live view switched on (watched) or off (idle: no polling, no redraws);
+- timeline: the Timeline page of the training run (watched: it follows new epochs as they are saved), or the Train
+  page with its Live view off (idle). The Timeline is first opened during epoch 2, untimed, so that what it loads
+  once per server (MNIST, the judge, the map's real digits) is not counted.
+
+    python bench/live_overhead.py [--repeats 3] [--epochs 10] [--pages train,timeline]
 
 CLI and app runs alternate. An epoch's clock is the modification times of its saved file and the one before, so
 start-up is left out and the end-of-epoch scoring is in every epoch alike.
 
 This machine's speed drifts by up to a quarter over tens of seconds (with no steal time counted), far more than the
-cost being measured. So the main figure compares each epoch with the live view on against the epochs on either side
-of it with the live view off, in the same job, seconds apart; the comparison with the CLI (separate processes,
-minutes apart) is printed too.
+cost being measured. So the main figure compares each watched epoch against the idle epochs on either side of it,
+in the same job, seconds apart; the comparison with the CLI (separate processes, minutes apart) is printed too.
 """
 
 from __future__ import annotations
@@ -98,6 +102,30 @@ def set_live_view(page, on: bool) -> None:
         off_note.wait_for()
 
 
+def open_page(page, title: str) -> None:
+    """Go to another page of the app by its link, unless it is open already."""
+    heading = page.get_by_role("heading", name=title, exact=True)
+    if not heading.is_visible():
+        page.get_by_role("link", name=title, exact=True).click()
+        heading.wait_for()
+
+
+def show_timeline(page) -> None:
+    """The Timeline page of the training run, drawn in full (its last section's caption shows)."""
+    open_page(page, "Timeline")
+    page.get_by_text("Map drawn in").wait_for(timeout=120_000)
+
+
+def watch(page, target: str, watched: bool) -> None:
+    """Put the browser in an epoch's state: `target` watched, or the Train page with its Live view off."""
+    if target == "timeline" and watched:
+        show_timeline(page)
+        return
+    open_page(page, "Train")
+    page.get_by_text("Live view", exact=True).wait_for()
+    set_live_view(page, watched)
+
+
 def epoch_file(run: Path, epoch: int) -> Path:
     return run / f"epoch-{epoch:04d}.safetensors"
 
@@ -114,36 +142,47 @@ def epoch_rate(run: Path, epoch: int) -> float:
     return IMAGES_PER_EPOCH / (epoch_file(run, epoch).stat().st_mtime - epoch_file(run, epoch - 1).stat().st_mtime)
 
 
-def from_app(epochs: int, watch_first: bool) -> list[Epoch]:
+def timed_epochs(page, run: Path, target: str, epochs: int, watch_first: bool) -> list[Epoch]:
+    """From the first timed epoch to the last, each watched or idle in turn."""
+    wait_for_file(epoch_file(run, 1), 600)
+    first = 2
+    if target == "timeline":  # warm up: what the Timeline loads once per server, in an untimed epoch
+        show_timeline(page)
+        wait_for_file(epoch_file(run, 2), 600)
+        first = 3
+    timed = []
+    for epoch in range(first, epochs + 1):
+        watched = watch_first == (epoch % 2 == 0)
+        watch(page, target, watched)
+        started, browser_start = time.monotonic(), browser_cpu_seconds()
+        wait_for_file(epoch_file(run, epoch), 600)
+        browser_cores = (browser_cpu_seconds() - browser_start) / (time.monotonic() - started)
+        timed.append(Epoch(epoch_rate(run, epoch), watched, browser_cores))
+        state = "watched" if watched else "idle   "
+        rate = f"{timed[-1].images_per_sec:6,.0f} images/s, browser {browser_cores:.3f} cores"
+        print(f"  {target} epoch {epoch:2d}: {state} {rate}", file=sys.stderr, flush=True)
+    return timed
+
+
+def from_app(epochs: int, watch_first: bool, target: str) -> list[Epoch]:
     from playwright.sync_api import sync_playwright
 
-    timed = []
     with tempfile.TemporaryDirectory() as checkpoints, sync_playwright() as playwright:
         server, url = start_server(checkpoints)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             wait_for_health(url)
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(60_000)
             page.goto(url)
             page.get_by_role("button", name="Train a digit generator").click(timeout=60_000)
             # The live panel is polling (an epoch can be shorter than its pace, so any epoch will do).
             page.get_by_text(re.compile(r"Epoch \d+ of")).first.wait_for(timeout=60_000)
             run = next(Path(checkpoints).glob("first-*"))
-            wait_for_file(epoch_file(run, 1), 600)
-            for epoch in range(2, epochs + 1):
-                watched = watch_first == (epoch % 2 == 0)
-                set_live_view(page, watched)
-                started, browser_start = time.monotonic(), browser_cpu_seconds()
-                wait_for_file(epoch_file(run, epoch), 600)
-                browser_cores = (browser_cpu_seconds() - browser_start) / (time.monotonic() - started)
-                timed.append(Epoch(epoch_rate(run, epoch), watched, browser_cores))
-                state = "on " if watched else "off"
-                rate = f"{timed[-1].images_per_sec:6,.0f} images/s, browser {browser_cores:.3f} cores"
-                print(f"  epoch {epoch:2d}: live view {state} {rate}", file=sys.stderr, flush=True)
+            return timed_epochs(page, run, target, epochs, watch_first)
         finally:
             browser.close()
             stop_server(server)
-    return timed
 
 
 def from_cli(epochs: int) -> list[Epoch]:
@@ -159,7 +198,7 @@ def from_cli(epochs: int) -> list[Epoch]:
 
 
 def watching_costs(job: list[Epoch]) -> list[float]:
-    """Each epoch with the live view on against the mean of the epochs just before and after it with it off."""
+    """Each watched epoch against the mean of the idle epochs just before and after it."""
     costs = []
     for index, epoch in enumerate(job):
         if not epoch.watched:
@@ -177,52 +216,53 @@ def quartiles(values: list[float]) -> str:
     return f", middle half {low:.1%} to {high:.1%}"
 
 
-def report(cli: list[Epoch], app: list[Epoch], costs: list[float]) -> None:
+def median_rate(epochs: list[Epoch]) -> float:
+    return statistics.median(epoch.images_per_sec for epoch in epochs)
+
+
+def report_page(target: str, app: list[Epoch], costs: list[float], cli_rate: float) -> None:
     watched = [epoch for epoch in app if epoch.watched]
-    unwatched = [epoch for epoch in app if not epoch.watched]
-    rates = {
-        "CLI, nobody watching": statistics.median(epoch.images_per_sec for epoch in cli),
-        "app, page open, Live view off": statistics.median(epoch.images_per_sec for epoch in unwatched),
-        "app, page open, Live view on": statistics.median(epoch.images_per_sec for epoch in watched),
-    }
-    counts = dict(zip(rates, (len(cli), len(unwatched), len(watched))))
-    print("images/s per epoch, median:")
-    for label, rate in rates.items():
-        print(f"  {label:<40} {rate:7,.0f}  ({counts[label]} epochs)")
-    print(
-        f"cost of the live view, each epoch with it on against the epochs beside it with it off, in the same job: "
-        f"median {statistics.median(costs):.1%} over {len(costs)} epochs{quartiles(costs)}"
-    )
-    cli_rate = rates["CLI, nobody watching"]
-    print(
-        f"against the CLI's median epoch: app with the live view on "
-        f"{1 - rates['app, page open, Live view on'] / cli_rate:.1%} slower, "
-        f"off {1 - rates['app, page open, Live view off'] / cli_rate:.1%} slower"
-    )
-    print(
-        f"browser CPU: {statistics.median(epoch.browser_cores for epoch in watched):.3f} cores while Live view is on, "
-        f"{statistics.median(epoch.browser_cores for epoch in unwatched):.3f} while off"
-    )
+    idle = [epoch for epoch in app if not epoch.watched]
+    print(f"{PAGES[target]}:")
+    print(f"  images/s per epoch, median: watched {median_rate(watched):,.0f} ({len(watched)} epochs), idle "
+          f"{median_rate(idle):,.0f} ({len(idle)} epochs)")  # fmt: skip
+    print(f"  cost, each watched epoch against the idle epochs beside it in the same job: median "
+          f"{statistics.median(costs):.1%} over {len(costs)} epochs{quartiles(costs)}")  # fmt: skip
+    print(f"  against the CLI's median epoch: watched {1 - median_rate(watched) / cli_rate:.1%} slower, idle "
+          f"{1 - median_rate(idle) / cli_rate:.1%} slower")  # fmt: skip
+    print(f"  browser CPU: {statistics.median(epoch.browser_cores for epoch in watched):.3f} cores watched, "
+          f"{statistics.median(epoch.browser_cores for epoch in idle):.3f} idle")  # fmt: skip
+
+
+PAGES = {
+    "train": "Train page, Live view on (watched) or off (idle)",
+    "timeline": "Timeline page of the training run (watched), or the Train page with Live view off (idle)",
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="CLI runs and app runs, alternating")
     parser.add_argument("--epochs", type=int, default=QUICK_START["epochs"], help="epochs of each run to time")
+    parser.add_argument("--pages", default=",".join(PAGES), help=f"which pages to measure, of {', '.join(PAGES)}")
     args = parser.parse_args()
-    if not 3 <= args.epochs <= QUICK_START["epochs"]:
-        parser.error(f"--epochs must be from 3 to {QUICK_START['epochs']}")
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
-    cli, app, costs = [], [], []
+    pages = args.pages.split(",")
+    if not 4 <= args.epochs <= QUICK_START["epochs"]:
+        parser.error(f"--epochs must be from 4 to {QUICK_START['epochs']}")
+    if args.repeats < 1 or not pages or not set(pages) <= set(PAGES):
+        parser.error(f"--repeats must be at least 1, --pages some of {', '.join(PAGES)}")
+    cli, app, costs = [], {target: [] for target in pages}, {target: [] for target in pages}
     for repeat in range(args.repeats):
         cli += from_cli(args.epochs)
-        job = from_app(args.epochs, watch_first=repeat % 2 == 0)
-        app += job
-        costs += watching_costs(job)
+        for target in pages:
+            job = from_app(args.epochs, watch_first=repeat % 2 == 0, target=target)
+            app[target] += job
+            costs[target] += watching_costs(job)
         print(f"repeat {repeat + 1} of {args.repeats} done", file=sys.stderr, flush=True)
-    print(f"{os.cpu_count()} CPUs; quick-start run, epochs 2 to {args.epochs}; {args.repeats} runs each, alternating")
-    report(cli, app, costs)
+    print(f"{os.cpu_count()} CPUs; quick-start run of {args.epochs} epochs; {args.repeats} runs each, alternating")
+    print(f"CLI, nobody watching: {median_rate(cli):,.0f} images/s per epoch, median of {len(cli)} epochs")
+    for target in pages:
+        report_page(target, app[target], costs[target], median_rate(cli))
 
 
 if __name__ == "__main__":

@@ -323,13 +323,6 @@ def test_the_config_turns_off_the_rerun_gc_and_the_file_watcher():
     assert settings["server"]["fileWatcherType"] == "none"
 
 
-def test_the_progression_gif_picks_frames_evenly():
-    from views.timeline import evenly
-
-    assert evenly(list(range(1, 3001)), 60)[:2] == [1, 52] and evenly(list(range(1, 3001)), 60)[-1] == 3000
-    assert len(evenly(list(range(1, 3001)), 60)) == 60 and evenly([1, 2, 3], 60) == [1, 2, 3]
-
-
 def test_plain_text_escapes_markdown_links_and_images():
     from views.common import plain
 

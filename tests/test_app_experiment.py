@@ -19,6 +19,7 @@ from tests.test_app import fresh_app  # noqa: F401 - an autouse fixture: a fresh
 from views import common
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
+WAITING = "the job takes it at its next step"
 
 
 def open_app() -> AppTest:
@@ -43,6 +44,10 @@ def wait_until(at: AppTest, condition, seconds: float = 60) -> None:
     assert not at.exception
 
 
+def captions(at: AppTest) -> str:
+    return "\n".join(caption.value for caption in at.caption)
+
+
 def chart_specs(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
@@ -61,11 +66,32 @@ def test_a_learning_rate_changed_while_training_is_applied_and_marked_on_the_cha
     at.number_input(key="live_lr_d").set_value(0.002)
     at.button(key="live_apply").click().run()
     assert not at.exception
+    wait_until(at, lambda: session.snapshot().changes)
     snapshot = session.snapshot()
     assert snapshot.config.lr_d == 0.002 and [c.field for c in snapshot.changes] == ["lr_d"]
     labels = [a["text"] for spec in chart_specs(at) for a in spec["layout"].get("annotations", [])]
     assert labels.count("lr_d=0.002") == 2, "a labelled line on both live charts"
     assert at.number_input(key="live_lr_d").value == pytest.approx(0.002)
+    assert WAITING not in captions(at)
+
+
+def test_apply_returns_at_once_and_the_page_shows_the_change_once_the_job_takes_it(root, monkeypatch):
+    long_job()
+    at = open_app()
+    session = common.get_session()
+    wait_until(at, lambda: session.snapshot().status == "running")
+    requests = []
+    monkeypatch.setattr(session, "change", lambda field, value: requests.append((field, value)) or True)
+    at.number_input(key="live_lr_d").set_value(0.002)
+    at.button(key="live_apply").click().run()
+    assert not at.exception and requests == [("lr_d", 0.002)]
+    assert WAITING in captions(at), "sent, and the page says it is on its way"
+    monkeypatch.undo()  # now the job gets it
+    assert session.change("lr_d", 0.002)
+    wait_until(at, lambda: session.snapshot().changes)
+    assert WAITING not in captions(at)
+    labels = [a["text"] for spec in chart_specs(at) for a in spec["layout"].get("annotations", [])]
+    assert "lr_d=0.002" in labels
 
 
 def test_a_bad_live_value_is_explained_and_changes_nothing(root):
@@ -106,6 +132,7 @@ def test_a_single_step_while_paused_shows_before_and_after(root, players, grid_s
     step = session.snapshot().step
     at.button(key=f"step_{players}").click().run()
     assert not at.exception
+    wait_until(at, lambda: session.snapshot().step_through is not None)
     shown = session.snapshot().step_through
     assert shown.players == players and shown.after.step == shown.before.step + 1 >= step + 1
     assert session.snapshot().status == "paused"

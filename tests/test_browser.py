@@ -149,3 +149,39 @@ def change_while_training(page, url: str, screens: Screens) -> None:
     screens.take("07-learning-rate-changed")
     page.get_by_role("button", name="Stop").click()
     page.get_by_text("Stopped", exact=True).first.wait_for(timeout=TRAINING_WAIT)
+
+
+def test_the_timeline_of_a_training_run_follows_its_new_epochs(server, tmp_path):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.set_default_timeout(60_000)
+        screens = Screens(page, tmp_path)
+        try:
+            follow_while_training(page, server, screens)
+        except Exception:
+            screens.take("follow-failed")
+            raise
+        finally:
+            browser.close()
+
+
+def follow_while_training(page, url: str, screens: Screens) -> None:
+    """Open the Timeline while epoch 1 trains: with no click, it shows each new epoch once it is saved."""
+    page.goto(url)
+    page.get_by_text("Settings for a new run").click()
+    for label, value in {**RUN_SETTINGS, "Run name": "followed"}.items():
+        fill(page, label, value)
+    page.get_by_text("Advanced", exact=True).click()
+    for label, value in {**ADVANCED_SETTINGS, "Batches per epoch": "200"}.items():
+        fill(page, label, value)
+    page.get_by_text("Score each epoch with the digit judge").click()
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Epoch 1 of 3").first.wait_for(timeout=TRAINING_WAIT)
+    page.get_by_role("link", name="Timeline", exact=True).click()
+    page.get_by_text("This run is training now").wait_for()
+    before_the_last = [page.get_by_text(text) for text in ("has no saved epochs yet", "Only epoch 1 is saved so far")]
+    before_the_last.append(page.get_by_text("Epoch 2: the same 100 noise vectors"))
+    before_the_last[0].or_(before_the_last[1]).or_(before_the_last[2]).first.wait_for(timeout=TRAINING_WAIT)
+    screens.take("08-timeline-following")
+    page.get_by_text("Epoch 3: the same 100 noise vectors").wait_for(timeout=TRAINING_WAIT)

@@ -2,19 +2,20 @@
 a time while paused (with D's outputs, the losses and the samples before and after), start a failure recipe with
 one click, and the diagnosis of what the charts show.
 
-Widgets and layout only: the session does the work, gan/ computes every number.
+Widgets and layout only: the session does the work, gan/ computes every number. A button's callback sends its
+request to the job and returns at once; while the request is on its way a small fragment looks at the job's
+snapshot twice a second, and redraws the page when the job has answered.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from gan.config import LOSSES, ConfigError
+from gan.config import CHANGEABLE, LOSSES, SETTINGS, ConfigError
 from gan.images import enlarge_png
 from gan.jobs.runner import RunError
 from gan.jobs.session import Snapshot, Status, TrainingSession
@@ -22,22 +23,48 @@ from gan.lab.recipes import RECIPES
 from gan.lab.stepthrough import STEP_NAMES, Measurement, StepThrough
 from gan.scoring.diagnose import diagnose
 from gan.store.checkpoints import CheckpointError
+from gan.store.history import Player, Record
 from views import common
 
-LIVE_FIELDS = {
-    "lr_g": "G learning rate",
-    "lr_d": "D learning rate",
-    "d_steps": "D steps per G step",
-    "loss": "Loss",
-    "ema_decay": "EMA decay",
-}
-REPLY_SECONDS = 10.0  # how long a button waits for the job to take its request, so the redraw shows the result
+REPLY_EVERY = 0.5  # seconds between looks for the job's reply to a request sent from the page
+PENDING = "experiment_pending"  # the session-state key of the request the page waits on
 
 
-def wait_for(condition, seconds: float = REPLY_SECONDS) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
+@dataclass(frozen=True)
+class Pending:
+    """A request sent to the job, whose result the page waits to show: settings changes (taken once the run has
+    `changes` changes in all) or a single step (shown once a step after `step` has been probed)."""
+
+    run_name: str | None
+    changes: int | None = None
+    step: int | None = None
+
+    def answered(self, snapshot: Snapshot) -> bool:
+        """The job took the request, or can no longer take it (it ended, or another run is training)."""
+        if snapshot.run_name != self.run_name or snapshot.status not in (Status.RUNNING, Status.PAUSED):
+            return True
+        if self.changes is not None:
+            return len(snapshot.changes) >= self.changes
+        shown = snapshot.step_through
+        return shown is not None and self.step is not None and shown.after.step > self.step
+
+
+def await_reply(session: TrainingSession) -> None:
+    """While a request is on its way to the job: a note, looked at again every REPLY_EVERY seconds, and the whole
+    page redrawn once the job has answered (the charts then mark a change; the step's before and after show)."""
+    pending: Pending | None = st.session_state.get(PENDING)
+    if pending is None:
+        return
+    if pending.answered(session.snapshot()):
+        del st.session_state[PENDING]
+        st.rerun()
+    st.caption("Sent: the job takes it at its next step…")
+
+
+def replies(session: TrainingSession) -> None:
+    """Polls only while a request is pending; a button's callback only sends it and never waits."""
+    if st.session_state.get(PENDING) is not None:
+        st.fragment(await_reply, run_every=REPLY_EVERY)(session)
 
 
 # --- settings that change mid-run -------------------------------------------------------------------------------
@@ -50,7 +77,7 @@ def fill_live_form(snapshot: Snapshot) -> None:
     if state.get("live_for") == shown_for:
         return
     state["live_for"] = shown_for
-    for field in LIVE_FIELDS:
+    for field in CHANGEABLE:
         value = getattr(config, field)
         state[f"live_{field}"] = 0 if field == "d_steps" and value is None else value
 
@@ -59,18 +86,19 @@ def apply_changes(session: TrainingSession) -> None:
     """Send every field whose value differs from the job's; all are checked before any is sent."""
     state, snapshot = st.session_state, session.snapshot()
     config = snapshot.config
-    wanted = {field: state[f"live_{field}"] for field in LIVE_FIELDS}
+    wanted = {field: state[f"live_{field}"] for field in CHANGEABLE}
     wanted["d_steps"] = wanted["d_steps"] or None  # 0 means the loss's default
     changed = {field: value for field, value in wanted.items() if value != getattr(config, field)}
     try:
         config.replace(**changed)
     except ConfigError as error:
-        state["live_error"] = f"**{LIVE_FIELDS.get(error.field, error.field)}**: {common.plain(error)}"
+        label = SETTINGS[error.field].label if error.field in SETTINGS else error.field
+        state["live_error"] = f"**{label}**: {common.plain(error)}"
         return
     state["live_error"] = None
-    before = len(snapshot.changes)
     sent = sum(session.change(field, value) for field, value in changed.items())
-    wait_for(lambda: len(session.snapshot().changes) >= before + sent)
+    if sent:
+        state[PENDING] = Pending(snapshot.run_name, changes=len(snapshot.changes) + sent)
 
 
 def live_settings(snapshot: Snapshot, session: TrainingSession) -> None:
@@ -80,18 +108,17 @@ def live_settings(snapshot: Snapshot, session: TrainingSession) -> None:
     with st.form("live_settings"):
         st.markdown("**Change while it trains**: from the next step, marked on the charts and kept with the run.")
         columns = st.columns(5)
-        columns[0].number_input(LIVE_FIELDS["lr_g"], key="live_lr_g", step=1e-4, format="%.5f")
-        columns[1].number_input(LIVE_FIELDS["lr_d"], key="live_lr_d", step=1e-4, format="%.5f")
-        columns[2].number_input(
-            LIVE_FIELDS["d_steps"], key="live_d_steps", step=1, min_value=0, help="0: the loss's own (5 for wgan-gp)."
-        )
+        columns[0].number_input(SETTINGS["lr_g"].label, key="live_lr_g", step=1e-4, format="%.5f")
+        columns[1].number_input(SETTINGS["lr_d"].label, key="live_lr_d", step=1e-4, format="%.5f")
+        own = "0: the loss's own (5 for wgan-gp)."
+        columns[2].number_input(SETTINGS["d_steps"].label, key="live_d_steps", step=1, min_value=0, help=own)
         columns[3].selectbox(
-            LIVE_FIELDS["loss"],
+            SETTINGS["loss"].label,
             LOSSES,
             key="live_loss",
             help="saturating: the original minimax G loss; wgan-gp: a critic with a gradient penalty.",
         )
-        columns[4].number_input(LIVE_FIELDS["ema_decay"], key="live_ema_decay", step=0.001, format="%.4f")
+        columns[4].number_input(SETTINGS["ema_decay"].label, key="live_ema_decay", step=0.001, format="%.4f")
         st.form_submit_button(
             "Apply", key="live_apply", icon=":material/tune:", on_click=apply_changes, args=(session,)
         )
@@ -102,10 +129,10 @@ def live_settings(snapshot: Snapshot, session: TrainingSession) -> None:
 # --- one player at a time ---------------------------------------------------------------------------------------
 
 
-def take_step(session: TrainingSession, players: str) -> None:
-    shown = session.snapshot().step_through
+def take_step(session: TrainingSession, players: Player) -> None:
+    snapshot = session.snapshot()
     if session.step(players):
-        wait_for(lambda: session.snapshot().step_through is not shown)
+        st.session_state[PENDING] = Pending(snapshot.run_name, step=snapshot.step)
 
 
 def outputs_figure(before: Sequence[float], after: Sequence[float], title: str, scale: str) -> go.Figure:
@@ -216,7 +243,7 @@ def recipes(session: TrainingSession, active: bool) -> None:
 # --- diagnosis ----------------------------------------------------------------------------------------------------
 
 
-def diagnosis(records: Sequence[dict[str, Any]]) -> None:
+def diagnosis(records: Iterable[Record]) -> None:
     findings = diagnose(list(records))
     if not findings:
         st.caption("Diagnosis: nothing alarming in the charts and scores so far.")

@@ -1,6 +1,7 @@
 """The Timeline's look inside the discriminator, for the chosen epoch: the D's-eye map (click a point for its
 details), where D pushes the generator, and quality against diversity. Layout only; the work is in gan/lab/dmap.py,
-gan/lab/probe.py and gan/scoring/metrics.py."""
+gan/lab/pushes.py and gan/scoring/metrics.py. Everything computed is cached by (run, epoch, file time), so a page
+redrawn for another reason (a new epoch of a live run, a click) recomputes nothing of an epoch already shown."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from gan.device import inference_bf16
 from gan.images import grid_image
 from gan.lab.dmap import EpochMap, RealPoints, epoch_map, ranked_by_d, real_points, summary
 from gan.lab.latent import nearest_real, sample
-from gan.lab.probe import Push, load_discriminator, push
+from gan.lab.probe import Push, load_discriminator
+from gan.lab.pushes import push_generated, push_real
 from gan.scoring.judge import load_judge
 from gan.scoring.metrics import EVAL_SAMPLES, EVAL_SEED, per_class_fid
 from gan.scoring.scores import Scores
@@ -51,10 +53,19 @@ def cached_map(path: str, epoch: int, stamp: float) -> EpochMap:
     return epoch_map(G, D, config.batch_size, map_real_points(), load_judge(), bf16=inference_bf16(config.precision))
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def cached_push(path: str, epoch: int, stamp: float, kind: int, index: int) -> Push:
+    """Where this epoch's D pushes a point of its map (REAL or FAKE, index): two passes through D, done once."""
+    D, config = cached_discriminator(path, epoch, stamp)
+    if kind == FAKE:
+        return push_generated(D, config, cached_map(path, epoch, stamp), index)
+    return push_real(D, config, map_real_points(), index)
+
+
 # --- the map --------------------------------------------------------------------------------------------------
 
 
-def map_figure(real: RealPoints, found: EpochMap, conditional: bool) -> go.Figure:
+def map_figure(real: RealPoints, found: EpochMap) -> go.Figure:
     """Real digits as circles and generated ones as crosses on the judge's two main axes, every point coloured
     by D's probability that it is real; each real class is labelled at its centre."""
     labels = real.labels.tolist()
@@ -138,7 +149,7 @@ def point_details(kind: int, index: int, real: RealPoints, found: EpochMap) -> N
     st.caption("Its nearest real training digits, pixel by pixel.")
 
 
-def d_map(run: Run, name: str, epoch: int, conditional: bool) -> tuple[RealPoints, EpochMap, Any]:
+def d_map(run: Run, name: str, epoch: int) -> tuple[RealPoints, EpochMap, Any]:
     st.subheader("The discriminator's map of digit space")
     st.caption(
         "Every digit placed by the judge's features (its two main axes), real test digits as circles and this "
@@ -150,7 +161,7 @@ def d_map(run: Run, name: str, epoch: int, conditional: bool) -> tuple[RealPoint
     started = time.perf_counter()
     real = map_real_points()
     found = cached_map(str(run.path), epoch, common.mtime(run.epoch_path(epoch)))
-    figure = map_figure(real, found, conditional)
+    figure = map_figure(real, found)
     numbers = summary(real, found)
     chart, details = st.columns([3, 2], gap="large")
     with chart:
@@ -172,10 +183,10 @@ def d_map(run: Run, name: str, epoch: int, conditional: bool) -> tuple[RealPoint
     return real, found, frames
 
 
-def map_frame(slot: Any, run: Run, epoch: int, conditional: bool) -> None:
+def map_frame(slot: Any, run: Run, epoch: int) -> None:
     """One frame of Play: the epoch's map, not clickable, in `slot`."""
     found = cached_map(str(run.path), epoch, common.mtime(run.epoch_path(epoch)))
-    figure = map_figure(map_real_points(), found, conditional)
+    figure = map_figure(map_real_points(), found)
     figure.update_layout(title={"text": f"Epoch {epoch}", "font": {"size": 15}}, height=420)
     slot.plotly_chart(figure, key=f"inside_map_frame_{epoch}_{time.monotonic_ns()}")
 
@@ -217,7 +228,7 @@ def d_pushes(run: Run, name: str, epoch: int, real: RealPoints, found: EpochMap)
         "the digit after one small step that way. Early in training the push is spread out like noise; later "
         "it sits on the strokes (thicken here, close that loop). For a real digit, it shows what makes D believe."
     )
-    D, config = cached_discriminator(str(run.path), epoch, common.mtime(run.epoch_path(epoch)))
+    path, stamp = str(run.path), common.mtime(run.epoch_path(epoch))
     chosen = st.session_state.get(f"inside_point_{name}")
     fake_default = chosen[1] if chosen and chosen[0] == FAKE else 0
     real_default = chosen[1] if chosen and chosen[0] == REAL else 0
@@ -228,21 +239,8 @@ def d_pushes(run: Run, name: str, epoch: int, real: RealPoints, found: EpochMap)
     real_index = columns[1].number_input(
         "Real digit #", 0, len(real.images) - 1, int(real_default), key=f"inside_push_real_{real_default}"
     )
-    batch = config.batch_size - 1
-    others = torch.arange(len(found.fake_images)) != int(fake_index)
-    fake_companions = found.fake_images[others][:batch]
-    fake_labels = None if found.fake_digits is None else found.fake_digits[others][:batch]
-    fake_label = None if found.fake_digits is None else int(found.fake_digits[int(fake_index)])
-    fake_push = push(D, found.fake_images[int(fake_index)], fake_label, config.loss, fake_companions, fake_labels)
-    keep = torch.arange(len(real.images)) != int(real_index)
-    real_push = push(
-        D,
-        real.images[int(real_index)],
-        int(real.labels[int(real_index)]) if config.conditional else None,
-        config.loss,
-        real.images[keep][:batch],
-        real.labels[keep][:batch] if config.conditional else None,
-    )
+    fake_push = cached_push(path, epoch, stamp, FAKE, int(fake_index))
+    real_push = cached_push(path, epoch, stamp, REAL, int(real_index))
     push_row(f"Generated sample #{int(fake_index)}", fake_push, f"inside_push_fake_map_{name}")
     push_row(
         f"Real digit #{int(real_index)} ({int(real.labels[int(real_index)])})",
@@ -321,7 +319,7 @@ def prdc_over_time(records: dict[int, EpochRecord], epoch: int, keys: list[str])
 
 def look_inside(run: Run, name: str, epoch: int, conditional: bool, records: dict[int, EpochRecord]) -> Any:
     """The three sections, for one saved epoch; returns the placeholder Play draws the map's frames in."""
-    real, found, frames = d_map(run, name, epoch, conditional)
+    real, found, frames = d_map(run, name, epoch)
     d_pushes(run, name, epoch, real, found)
     quality_vs_diversity(run, records, epoch, found, conditional)
     return frames

@@ -171,8 +171,10 @@ def job_panel(snapshot: Snapshot) -> None:
         controls = lazy_expander("Experiment: change settings, step one player", "experiment_open", icon=SCIENCE)
         if controls.open:
             with controls:
-                experiment.live_settings(snapshot, common.get_session())
-                experiment.step_through(snapshot, common.get_session())
+                session = common.get_session()
+                experiment.live_settings(snapshot, session)
+                experiment.step_through(snapshot, session)
+                experiment.replies(session)
     progress_box = st.container()
     charts, samples = st.columns([3, 2], gap="large")
     st.fragment(job_status, run_every=STATUS_EVERY if live else None)(snapshot.status, live, progress_box, samples)

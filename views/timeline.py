@@ -1,10 +1,13 @@
 """Timeline page: one epoch slider drives a run's sample grid, a marker on its charts and that epoch's scores.
 
-Also: play the progression, download it as an animated GIF, and compare two epochs side by side. A run that is
-training right now is re-read every few seconds, so new epochs appear on the slider as they are saved.
+Also: play the progression, download it as an animated GIF, and compare two epochs side by side.
+
+A run that is training right now changes on disk only at the end of each epoch (its grid, its checkpoint and its
+history lines are all written then). So while it trains, one small fragment lists the run's folder every
+FOLLOW_EVERY seconds and redraws the page only when a new epoch is saved, or the job ends; everything heavy on the
+page (the D's-eye map, the push maps) is cached by (run, epoch), so that redraw computes the new epoch's alone.
 """
 
-import io
 import time
 from collections.abc import Callable
 from functools import partial
@@ -12,9 +15,8 @@ from functools import partial
 import streamlit as st
 from PIL import Image
 
-from gan.images import enlarge, progression_gif
-from gan.series import evenly
-from gan.store.files import FileError, read_capped
+from gan.images import enlarge
+from gan.store.grids import grid_bytes, grid_picture, progression
 from gan.store.history import ChangeRecord, EpochRecord, History
 from gan.store.listing import RunInfo
 from gan.store.run import Run
@@ -22,53 +24,16 @@ from views import common, experiment, inside
 
 PLAY_FRAMES = 40  # at most this many epochs in the in-page animation
 PLAY_SECONDS = 0.35
-GIF_FRAMES = 60  # at most this many epochs in the downloaded GIF, picked evenly
-GRID_BYTES = 2_000_000  # a saved grid PNG is about 30 kB; anything far larger is not one of ours
-GRID_PIXELS = 1000 * 1000
-
-session = common.get_session()
-
-
-# --- data -----------------------------------------------------------------------------------------------------
+FOLLOW_EVERY = 5.0  # seconds between looks for a new epoch of the run training now (a look is one folder listing)
 
 
 def epoch_records(history: History) -> dict[int, EpochRecord]:
     return {record.epoch: record for record in history.epochs}
 
 
-def grid_bytes(run: Run, epoch: int) -> bytes | None:
-    """The saved grid PNG of an epoch, read capped and only if it is a regular file inside the run folder."""
-    try:
-        return read_capped(run.grid_path(epoch), GRID_BYTES, run.path)
-    except FileError:
-        return None
-
-
-def grid_picture(run: Run, epoch: int) -> Image.Image | None:
-    data = grid_bytes(run, epoch)
-    if data is None:
-        return None
-    try:
-        picture = Image.open(io.BytesIO(data))
-        if picture.width * picture.height > GRID_PIXELS:
-            return None
-        picture.load()
-    except Exception:  # a damaged or foreign image: shown as missing, never as an error
-        return None
-    return picture
-
-
 def enlarged(run: Run, epoch: int, scale: int = 2) -> Image.Image | None:
     picture = grid_picture(run, epoch)
     return None if picture is None else enlarge(picture, scale)
-
-
-def run_progression_gif(run: Run, epochs: list[int]) -> bytes:
-    """Up to GIF_FRAMES saved grids, picked evenly, each with its epoch number above it, as one animated GIF (made
-    when the download button is clicked)."""
-    chosen = [(epoch, grid_picture(run, epoch)) for epoch in evenly(epochs, GIF_FRAMES)]
-    readable = [(epoch, picture) for epoch, picture in chosen if picture is not None]
-    return progression_gif([picture for _, picture in readable], [f"epoch {epoch}" for epoch, _ in readable])
 
 
 # --- widgets --------------------------------------------------------------------------------------------------
@@ -197,12 +162,17 @@ def charts(history: History, record: EpochRecord | None, epoch: int) -> None:
         )
 
 
-def timeline(info: RunInfo, live: bool) -> None:
-    """Everything under the title; while `live`, a fragment rerun every few seconds picks up new epochs."""
-    if live and not session.snapshot().active:
-        st.rerun()  # the job ended: redraw the page once, which stops the polling
-    name, run = info.name, Run(info.path)
-    epochs = run.epochs_with_grids()  # one listing of the folder, not a look per epoch
+def follow(run: Run, shown: list[int]) -> None:
+    """While the run trains: the whole page is redrawn once a new epoch is saved (the slider, left at the newest
+    epoch, follows it) or the job ends (which stops this polling); between those, nothing on the page changes."""
+    snapshot = common.get_session().snapshot()
+    if not (snapshot.active and snapshot.run_name == run.name) or run.epochs_with_grids() != shown:
+        st.rerun()
+
+
+def timeline(info: RunInfo, run: Run, epochs: list[int]) -> None:
+    """Everything under the title, for the run's saved epochs."""
+    name = info.name
     if not epochs:
         st.info(f"Run **{common.plain(name)}** has no saved epochs yet: the first is saved at the end of epoch 1.")
         return
@@ -216,7 +186,7 @@ def timeline(info: RunInfo, live: bool) -> None:
             icon=":material/play_arrow:",
             help="Animate the grid and the discriminator's map from the first saved epoch to the last.",
         )
-        gif = partial(run_progression_gif, run, epochs)  # the GIF is made only when the button is clicked
+        gif = partial(progression, run, epochs)  # the GIF is made only when the button is clicked
         common.download("Download the progression (GIF)", gif, f"{name}-progression.gif", "timeline_gif")
     grid_column, chart_column = st.columns([2, 3], gap="large")
     with grid_column:
@@ -239,7 +209,7 @@ def timeline(info: RunInfo, live: bool) -> None:
     frames = inside.look_inside(run, name, epoch, info.config.conditional, records)
     compare(run, name, epochs)
     if playing:  # last, once every placeholder it animates exists
-        play(slot, run, epochs, lambda shown: inside.map_frame(frames, run, shown, info.config.conditional))
+        play(slot, run, epochs, lambda shown: inside.map_frame(frames, run, shown))
         picture = enlarged(run, epoch)
         if picture is not None:
             slot.image(picture, caption=f"Epoch {epoch}: the same 100 noise vectors every epoch")
@@ -256,13 +226,16 @@ def page() -> None:
     if info is None:
         common.no_runs()
         return
-    snapshot = session.snapshot()
+    snapshot = common.get_session().snapshot()
     live = snapshot.active and snapshot.run_name == info.name
     if not live and common.show_unusable(info):
         return
+    run = Run(info.path)
+    epochs = run.epochs_with_grids()  # one listing of the folder, not a look per epoch
     if live:
         st.caption("This run is training now: new epochs appear here as they are saved.")
-    st.fragment(timeline, run_every=3.0 if live else None)(info, live)
+        st.fragment(follow, run_every=FOLLOW_EVERY)(run, epochs)
+    timeline(info, run, epochs)
 
 
 page()
