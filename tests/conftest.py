@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import gan.__main__
+import gan.cli.scores
 import gan.jobs.runner
 import gan.scoring.metrics
 from gan.config import Config
@@ -72,7 +72,7 @@ def computed_once():
     test_metrics.py), not a few seconds' worth again for each test of the command."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(gan.jobs.runner, "load_mnist", functools.cache(gan.jobs.runner.load_mnist))
-        patch.setattr(gan.__main__, "reference_scores", functools.cache(gan.scoring.metrics.reference_scores))
+        patch.setattr(gan.cli.scores, "reference_scores", functools.cache(gan.scoring.metrics.reference_scores))
         yield
 
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import gan.__main__
+import gan.cli.runs
 from gan.config import SETTINGS
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.device import configure_threads
@@ -88,7 +89,7 @@ def test_a_bug_is_not_a_user_error_and_shows_its_traceback(root, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("a bug")
 
-    monkeypatch.setattr(gan.__main__, "list_runs", broken)
+    monkeypatch.setattr(gan.cli.runs, "list_runs", broken)
     with pytest.raises(ValueError, match="a bug"):
         gan.__main__.main(["runs"])
 

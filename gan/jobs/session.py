@@ -15,18 +15,17 @@ from typing import Any
 
 from gan.config import Config
 from gan.control import Control, Outcome
-from gan.device import DeviceUnavailable
 from gan.images import grid_png
+from gan.jobs.errors import USER_ERRORS
 from gan.jobs.runner import check_startable, prepare_trainer, train_run
 from gan.jobs.snapshot import Snapshot, Status, ThinnedHistory, can_move
 from gan.lab.stepthrough import Measurement, StepThrough, measure
-from gan.store.checkpoints import CheckpointError, printable
+from gan.store.checkpoints import printable
 from gan.store.history import ChangeRecord, EpochRecord, Player, StepRecord
 from gan.store.run import Run
 from gan.train import Trainer, TrainingDiverged
 
 ERROR_CHARS = 500  # an error shown to the user is one line of at most this many characters
-USER_ERRORS = (CheckpointError, ValueError, DeviceUnavailable)  # bad run, bad settings, damaged files, no GPU
 
 
 class TrainingSession:

@@ -285,6 +285,13 @@ def score_generator(
 # per-class FID (conditional generators)
 
 
+def generator_per_class_fid(G: nn.Module, judge: Judge) -> tuple[float | None, ...]:
+    """Per-digit FID of a conditional generator's samples, drawn as `score_generator` draws them (so the values
+    match those saved with an epoch's scores): for epochs scored before per-digit FID was saved."""
+    images, labels = sample(G, EVAL_SAMPLES, EVAL_SEED)
+    return per_class_fid(images, labels, judge)
+
+
 def real_class_stats(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> tuple[FeatureStats, ...]:
     """Feature statistics of the test digits of each class (about 1,000 each), once per (judge, data folder)."""
     return reference(judge, data_dir).class_stats

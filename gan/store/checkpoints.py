@@ -42,7 +42,6 @@ def printable(text: Any, limit: int = 200) -> str:
     return escaped + ("…" if len(text) > limit else "")
 
 
-
 # --- nested state <-> flat safetensors ---------------------------------------------------------------------
 
 
@@ -307,4 +306,3 @@ def _saved_config(path: Path, metadata: dict[str, str]) -> Config:
         return Config.from_json(metadata["config"])
     except (ConfigError, KeyError) as error:
         raise CheckpointError(f"{path}: damaged metadata ({printable(error)})") from None
-

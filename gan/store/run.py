@@ -53,6 +53,11 @@ def default_root() -> Path:
     return Path(os.environ.get(ROOT_VARIABLE) or DEFAULT_ROOT)
 
 
+def default_run_name(prefix: str) -> str:
+    """`<prefix>-<date>-<time>`: the name of a run started without one, from the command line or the app."""
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
 def validate_run_name(name: str) -> str:
     if not isinstance(name, str) or not RUN_NAME.fullmatch(name) or ".." in name:
         raise CheckpointError(
@@ -60,7 +65,6 @@ def validate_run_name(name: str) -> str:
             "with a letter or digit, without '..', spaces, control characters or path separators"
         )
     return name
-
 
 
 @dataclass(frozen=True)
@@ -255,4 +259,3 @@ def load_generator(run: Run, epoch: int | None = None, ema: bool = True) -> tupl
         reason = " ".join(str(error).split())[:200]  # PyTorch's message spans lines; errors are one line
         raise CheckpointError(f"{path}: weights do not fit the {config.preset} preset ({reason})") from None
     return generator.eval().requires_grad_(False), config, epoch
-

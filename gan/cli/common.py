@@ -1,0 +1,48 @@
+"""What several commands share: the command line's own errors, output files, reading a user's file, and the
+diagnosis printed after training and evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gan.lab.probe import ImageError
+from gan.scoring.diagnose import diagnose
+from gan.store.history import Record
+
+
+class UsageError(Exception):
+    """A command's own flag (not a setting) has a value that is not allowed."""
+
+
+class WriteError(Exception):
+    """An output file could not be written: no such folder, no permission, disk full."""
+
+
+@contextmanager
+def writing() -> Iterator[None]:
+    """Report a failed write as a user error (it names the file); the saved epochs are untouched."""
+    try:
+        yield
+    except OSError as error:
+        raise WriteError(str(error)) from error
+
+
+def check_suffix(flag: str, path: Path, allowed: tuple[str, ...]) -> None:
+    if path.suffix.lower() not in allowed:
+        raise UsageError(f"{flag}={path} is not allowed: the file must end in {' or '.join(allowed)}")
+
+
+def read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ImageError(f"{path}: cannot read ({error.strerror or error})") from None
+
+
+def print_diagnosis(history: Iterable[Record]) -> None:
+    findings = diagnose(history)
+    print("diagnosis: nothing alarming in the history and scores" if not findings else "diagnosis:")
+    for finding in findings:
+        print(f"- {finding.text()}")
