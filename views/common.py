@@ -6,7 +6,6 @@ Everything here is presentation; the work is done by `gan/`.
 from __future__ import annotations
 
 import string
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,10 +67,6 @@ def plain(text: object) -> str:
     ASCII punctuation mark backslash-escaped (CommonMark), so no link, image, emphasis, colour or emoji code is
     ever rendered; newlines become spaces."""
     return "".join("\\" + char if char in string.punctuation else char for char in " ".join(str(text).split()))
-
-
-def default_run_name(prefix: str) -> str:
-    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def run_summary(info: RunInfo, live: bool) -> str:

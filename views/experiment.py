@@ -24,6 +24,7 @@ from gan.lab.stepthrough import STEP_NAMES, Measurement, StepThrough
 from gan.scoring.diagnose import diagnose
 from gan.store.checkpoints import CheckpointError
 from gan.store.history import Player, Record
+from gan.store.run import default_run_name
 from views import common
 
 REPLY_EVERY = 0.5  # seconds between looks for the job's reply to a request sent from the page
@@ -209,7 +210,7 @@ def step_through(snapshot: Snapshot, session: TrainingSession) -> None:
 
 def start_recipe(session: TrainingSession, name: str) -> None:
     state = st.session_state
-    run_name = common.default_run_name(name)
+    run_name = default_run_name(name)
     try:
         started = session.start(RECIPES[name].config(), run_name)
     except (CheckpointError, RunError) as error:

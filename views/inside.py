@@ -16,11 +16,11 @@ import torch
 from gan.device import inference_bf16
 from gan.images import grid_image
 from gan.lab.dmap import EpochMap, RealPoints, epoch_map, ranked_by_d, real_points, summary
-from gan.lab.latent import nearest_real, sample
+from gan.lab.latent import nearest_real
 from gan.lab.probe import Push, load_discriminator
 from gan.lab.pushes import push_generated, push_real
 from gan.scoring.judge import load_judge
-from gan.scoring.metrics import EVAL_SAMPLES, EVAL_SEED, per_class_fid
+from gan.scoring.metrics import generator_per_class_fid
 from gan.scoring.scores import Scores
 from gan.store.history import EpochRecord
 from gan.store.run import Run
@@ -262,9 +262,7 @@ PRDC = (
 @st.cache_data(max_entries=32, show_spinner="Measuring each digit's FID…")
 def cached_per_class_fid(path: str, epoch: int, stamp: float) -> tuple[float | None, ...]:
     """For epochs scored before per-digit FID was saved with the scores."""
-    G, _, _ = common.cached_generator(path, epoch, stamp)
-    images, labels = sample(G, EVAL_SAMPLES, EVAL_SEED)
-    return per_class_fid(images, labels, load_judge())
+    return generator_per_class_fid(common.cached_generator(path, epoch, stamp)[0], load_judge())
 
 
 def scores_of(records: dict[int, EpochRecord], epoch: int) -> Scores | None:

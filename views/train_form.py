@@ -11,6 +11,7 @@ from gan.jobs.session import Snapshot, Status
 from gan.scoring.judge import judge_is_cached
 from gan.store.checkpoints import CheckpointError
 from gan.store.listing import RunInfo
+from gan.store.run import default_run_name
 from views import common
 
 FORM_SETTINGS = tuple(setting for setting in SETTINGS.values() if setting.section)  # the preset has its own box
@@ -35,7 +36,7 @@ def fill_defaults() -> None:
     config = Config.for_preset(preset)
     for setting in FORM_SETTINGS:
         st.session_state[f"cfg_{setting.name}"] = setting.to_form(getattr(config, setting.name))
-    st.session_state["cfg_name"] = common.default_run_name(preset)
+    st.session_state["cfg_name"] = default_run_name(preset)
 
 
 def start_job(config: Config, name: str, error_key: str) -> None:
@@ -55,7 +56,7 @@ def start_job(config: Config, name: str, error_key: str) -> None:
     state[error_key] = None
     state["run"] = name  # the sidebar follows the new run
     if "cfg_preset" in state:
-        state["cfg_name"] = common.default_run_name(state["cfg_preset"])
+        state["cfg_name"] = default_run_name(state["cfg_preset"])
 
 
 def start_from_form() -> None:
@@ -72,7 +73,7 @@ def start_from_form() -> None:
 def start_quick() -> None:
     """The quick start's preset, scored only when the digit judge is already built: nothing delays the first digits."""
     config = Config.for_preset(**QUICK_START, evaluate=judge_is_cached())
-    start_job(config, common.default_run_name(f"first-{config.preset}"), "quick_error")
+    start_job(config, default_run_name(f"first-{config.preset}"), "quick_error")
 
 
 def continue_run(name: str) -> None:
