@@ -29,6 +29,7 @@ class NextStep:
 
     players: Player
     requested: bool
+    slow: bool = False  # taken in slow motion, one sub-step per `Control.substep` (see gan.lab.slowmotion)
 
 
 class Control:
@@ -42,6 +43,7 @@ class Control:
         self._work = threading.Condition()
         self._changes: deque[tuple[str, Any]] = deque()
         self._steps: deque[Player] = deque()
+        self._substeps = 0  # sub-steps of a step in slow motion asked for and not yet taken
 
     def _wake(self) -> None:
         with self._work:
@@ -74,6 +76,35 @@ class Control:
             self._steps.append(Player(players))
             self._work.notify_all()
 
+    def substep(self) -> None:
+        """Ask a paused loop for the next sub-step of a step in slow motion; the first starts the step."""
+        with self._work:
+            self._substeps += 1
+            self._work.notify_all()
+
+    def take_substep(self) -> bool:
+        with self._work:
+            if not self._substeps:
+                return False
+            self._substeps -= 1
+            return True
+
+    @property
+    def pending_substeps(self) -> int:
+        with self._work:
+            return self._substeps
+
+    def wait_for_substep(self) -> bool:
+        """Within a step in slow motion: block until its next sub-step is asked for (True), or a resume or a stop
+        wants the step completed at once (False; sub-steps still asked for are dropped)."""
+        with self._work:
+            self._work.wait_for(lambda: self._running.is_set() or self._substeps > 0)
+            if self._running.is_set():
+                self._substeps = 0
+                return False
+            self._substeps -= 1
+            return True
+
     def take_changes(self) -> list[tuple[str, Any]]:
         with self._work:
             changes = list(self._changes)
@@ -90,9 +121,11 @@ class Control:
             return len(self._steps)
 
     def wait_for_work(self) -> None:
-        """Block while paused with nothing to do: return on resume, stop, a change or a step request."""
+        """Block while paused with nothing to do: return on resume, stop, a change, a step or sub-step request."""
         with self._work:
-            self._work.wait_for(lambda: self._running.is_set() or bool(self._changes) or bool(self._steps))
+            self._work.wait_for(
+                lambda: self._running.is_set() or bool(self._changes) or bool(self._steps) or self._substeps > 0
+            )
 
     @property
     def stop_requested(self) -> bool:

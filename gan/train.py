@@ -98,20 +98,17 @@ class Trainer:
         return deque(self.substeps(real, labels, players), maxlen=1)[0].record
 
     def substeps(self, real: torch.Tensor, labels: torch.Tensor, players: str = "dg") -> Iterator[SubStepResult]:
-        """The step of `train_step`, yielding after each numbered sub-step what it computed (see gan.substeps):
-        D1 to D5 (`d_steps` times when D updates), then G1 to G5; G5 carries the step's record. Slow motion
-        stops at each yield; whatever it measures between them must leave the trainer as it found it."""
+        """The step of `train_step`, yielding what each numbered sub-step computed (gan.substeps): D1 to D5 (`d_steps`
+        times when D updates), then G1 to G5, whose result holds the record. Slow motion stops at each yield."""
         clock = StepClock()
         y = labels if self.config.conditional else None
         update_d, update_g = "d" in players, "g" in players
         last_d, scores, loss_d, grad_norm_d = yield from self._update_d(real, y, update_d, update_g, clock)
-        # (2) Update G: maximise log D(G(z)) on the fakes of D's last sub-step; D's weights are frozen so their
-        # gradients are not computed.
+        # (2) Update G: maximise log D(G(z)) on D's last fakes; D's weights are frozen, their gradients not computed.
         self.D.requires_grad_(False)
-        fake = last_d.fake
-        yield from clock.hand_out(SubStepResult(SubStep.G1, fake=fake))
+        yield from clock.hand_out(SubStepResult(SubStep.G1, fake=last_d.fake))
         with self._autocast(), torch.set_grad_enabled(update_g):
-            logits_gen = self.D(self._seen_by_d(fake), y).float()
+            logits_gen = self.D(self._seen_by_d(last_d.fake), y).float()
         yield from clock.hand_out(SubStepResult(SubStep.G2, logits_fake=logits_gen))
         loss_g = generator_loss(self.config.loss, logits_gen)
         yield from clock.hand_out(SubStepResult(SubStep.G3, loss=loss_g))
@@ -130,7 +127,7 @@ class Trainer:
     ) -> Generator[SubStepResult, None, tuple[SubStepResult, SubStepResult, torch.Tensor, float]]:
         """(1) Update D: maximise log D(x) + log(1 - D(G(z))) (or the chosen loss), d_steps times. Returns the last
         D1 (noise, fakes in G's graph when G updates next) and D2 (D's outputs), D's loss and gradient norm."""
-        loss_name, grad_norm_d = self.config.loss, 0.0
+        loss_name = self.config.loss
         self.D.requires_grad_(update_d)
         # A D-only step leaves all of G as it was: its batch-norm statistics too, which drawing the fakes would move.
         g_buffers = None if update_g else [buffer.clone() for buffer in self.G.buffers()]
@@ -139,8 +136,7 @@ class Trainer:
             z = torch.randn(real.size(0), self.config.latent_dim, generator=self.noise).to(self.device)
             with self._autocast(), torch.set_grad_enabled(update_g):
                 fake = self.G(z, y)
-            drawn = SubStepResult(SubStep.D1, repeat, z=z, fake=fake)
-            yield from clock.hand_out(drawn)
+            yield from clock.hand_out(drawn := SubStepResult(SubStep.D1, repeat, z=z, fake=fake))
             with self._autocast(), torch.set_grad_enabled(update_d):
                 seen_real, seen_fake = self._seen_by_d(real), self._seen_by_d(fake.detach())
                 logits_real, logits_fake = self.D(seen_real, y).float(), self.D(seen_fake, y).float()
@@ -151,17 +147,15 @@ class Trainer:
                 mix = torch.rand(real.size(0), 1, 1, 1, generator=self.noise).to(self.device)
                 loss_d = loss_d + GP_WEIGHT * gradient_penalty(self.D, real, fake.detach().float(), y, mix)
             yield from clock.hand_out(SubStepResult(SubStep.D3, repeat, loss=loss_d))
-            if update_d:
-                grad_norm_d = self._backward(self.D, self.opt_d, "D", loss_d)
+            grad_norm_d = self._backward(self.D, self.opt_d, "D", loss_d) if update_d else 0.0
             yield from clock.hand_out(SubStepResult(SubStep.D4, repeat, grad_norm=grad_norm_d))
             if update_d:
                 self.opt_d.step()
                 if repeat == repeats - 1 and self.config.r1_gamma > 0 and self.step % R1_EVERY == 0:
                     self._regularise_d(real, y)
             yield from clock.hand_out(SubStepResult(SubStep.D5, repeat))
-        if g_buffers is not None:
-            for buffer, saved in zip(self.G.buffers(), g_buffers):
-                buffer.copy_(saved)
+        for buffer, saved in zip(self.G.buffers(), g_buffers or ()):
+            buffer.copy_(saved)
         return drawn, scores, loss_d, grad_norm_d
 
     def _backward(self, model: nn.Module, optimiser: torch.optim.Optimizer, name: str, loss: torch.Tensor) -> float:
@@ -219,11 +213,13 @@ class Trainer:
         max_seconds: float | None = None,
         on_change: ChangeCallback | None = None,
         before_requested_step: Callable[[Player], None] | None = None,
+        slow_step: Callable[[torch.Tensor, torch.Tensor], StepRecord] | None = None,
     ) -> Outcome:
         """Train until the configured epochs are done, a stop is requested or the time budget is spent (see
         `Outcome`). `on_epoch_end(n)` is called with the number of epochs completed, `on_change` with each
         setting changed (requested through `control` or scheduled by the config's `set_at`), and
-        `before_requested_step(players)` just before a step asked for through `control.step`."""
+        `before_requested_step(players)` just before a step asked for through `control.step`; `slow_step(real,
+        labels)` takes a step asked for in slow motion (`control.substep`, see gan.lab.slowmotion)."""
         control = control or Control()
         self.G.train()
         self.D.train()
@@ -237,8 +233,12 @@ class Trainer:
                     return step
                 if step.requested and before_requested_step:
                     before_requested_step(step.players)
-                full = step.players == Player.BOTH
-                metrics = self.train_step(real, labels) if full else self.train_step(real, labels, step.players)
+                if step.slow and slow_step:
+                    metrics = slow_step(real, labels)
+                elif step.players == Player.BOTH:
+                    metrics = self.train_step(real, labels)
+                else:
+                    metrics = self.train_step(real, labels, step.players)
                 if on_step:
                     on_step(metrics)
             self.epoch += 1
@@ -262,6 +262,8 @@ class Trainer:
                 return Outcome.STOPPED
             if max_seconds is not None and self.seconds >= max_seconds:
                 return Outcome.TIME_BUDGET
+            if control.take_substep():
+                return NextStep(Player.BOTH, requested=True, slow=True)
             players = control.take_step()
             if players is not None:
                 return NextStep(players, requested=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 from gan.config import Config
 from gan.control import Control, Outcome
 from gan.data import DEFAULT_DATA_DIR, load_mnist
@@ -187,6 +189,7 @@ def train_run(
     max_seconds: float | None = None,
     on_change: ChangeCallback | None = None,
     before_requested_step: Callable[[Player], None] | None = None,
+    slow_step: Callable[[torch.Tensor, torch.Tensor], StepRecord] | None = None,
 ) -> Outcome:
     """Train and keep the run folder up to date (see Recorder). Returns how the loop ended."""
     control = control or Control()
@@ -199,6 +202,7 @@ def train_run(
             max_seconds=max_seconds,
             on_change=recorder.record_change,
             before_requested_step=before_requested_step,
+            slow_step=slow_step,
         )
     except TrainingDiverged:
         recorder.flush()  # the steps before the bad one are kept

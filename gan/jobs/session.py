@@ -13,12 +13,16 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import torch
+
 from gan.config import Config
 from gan.control import Control, Outcome
 from gan.images import grid_png
 from gan.jobs.errors import USER_ERRORS
 from gan.jobs.runner import check_startable, prepare_trainer, train_run
 from gan.jobs.snapshot import Snapshot, Status, ThinnedHistory, can_move
+from gan.lab.overview import SHOWN, OverviewFrame, overview_frame
+from gan.lab.slowmotion import SubStepView, slow_step
 from gan.lab.stepthrough import Measurement, StepThrough, measure
 from gan.store.checkpoints import printable
 from gan.store.history import ChangeRecord, EpochRecord, Player, StepRecord
@@ -42,6 +46,7 @@ class TrainingSession:
         self._thread: threading.Thread | None = None
         self._snapshot = Snapshot()
         self._watched_at = 0.0  # time.monotonic() of the latest watch()
+        self._overview_at, self.overview_count = 0.0, SHOWN  # ... of the latest overview(), and its count
 
     # --- reading ---
 
@@ -55,6 +60,15 @@ class TrainingSession:
 
     def watched_since(self, moment: float) -> bool:
         return self._watched_at >= moment
+
+    def overview(self, count: int = SHOWN) -> OverviewFrame | None:
+        """The overview graph of a recent step (None before one is drawn): while this is called the job redraws it
+        after a step at the sample grid's pace, and after every step asked for while paused."""
+        self._overview_at, self.overview_count = time.monotonic(), count
+        return self._snapshot.overview
+
+    def overview_watched_since(self, moment: float) -> bool:
+        return self._overview_at >= moment
 
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -84,8 +98,8 @@ class TrainingSession:
 
     def resume(self) -> None:
         with self._lock:
-            if self._snapshot.status.can_resume and self.move(Status.RUNNING, error=None):
-                self._control.resume()
+            if self._snapshot.status.can_resume and self.move(Status.RUNNING, error=None, slow_motion=None):
+                self._control.resume()  # a step in slow motion completes at once
 
     def change(self, field: str, value: Any) -> bool:
         """Ask the running or paused job to change a setting from its next step (at once while paused). Raises
@@ -105,6 +119,16 @@ class TrainingSession:
             if self._snapshot.status != Status.PAUSED or self._control.pending_steps:
                 return False
             self._control.step(players)
+            return True
+
+    def substep(self) -> bool:
+        """While paused, take the next sub-step of a step in slow motion (shown as `snapshot().slow_motion`); returns
+        whether it was asked for. After the last sub-step the step is recorded like a step of both players."""
+        with self._lock:
+            control = self._control
+            if self._snapshot.status != Status.PAUSED or control.pending_steps or control.pending_substeps:
+                return False
+            control.substep()
             return True
 
     def stop(self, wait: float | None = None) -> None:
@@ -168,6 +192,7 @@ class Job:
         self.measured: Measurement | None = None  # the trainer just before a requested step
         self.published_at = 0.0  # time.monotonic() of the latest progress published
         self.drawn_at = 0.0  # ... and of the latest sample grid
+        self.overview_at = 0.0  # ... and of the latest overview graph
 
     def work(self) -> None:
         """The thread's body: whatever goes wrong ends in a published failure, so the next Start can begin. The
@@ -199,6 +224,7 @@ class Job:
             self.on_save_error,
             on_change=self.on_change,
             before_requested_step=self.before_requested_step,
+            slow_step=self.slow_step,
         )
         ended = Status.FINISHED if outcome == Outcome.FINISHED else Status.STOPPED
         return ended, self.final_changes()
@@ -278,17 +304,31 @@ class Job:
     def before_requested_step(self, players: Player) -> None:
         self.measured = measure(self.trainer)
 
+    def slow_step(self, real: torch.Tensor, labels: torch.Tensor) -> StepRecord:
+        return slow_step(self.trainer, real, labels, self.on_substep, self.control.wait_for_substep)
+
+    def on_substep(self, view: SubStepView) -> None:
+        self.session.publish(slow_motion=view, overview=view.frame, step=view.step)
+
+    def overview(self) -> OverviewFrame:
+        self.overview_at = time.monotonic()
+        return overview_frame(self.trainer, self.session.overview_count)
+
     def on_step(self, metrics: StepRecord) -> None:
         self.history.add(metrics)
         if self.measured is not None:  # a requested step: show it at once, whoever watches
             shown = StepThrough(metrics.players, self.measured, measure(self.trainer))
             self.measured = None
-            self.session.publish(step_through=shown, samples_png=self.samples(), **self.step_changes(metrics))
+            changes = {"step_through": shown, "samples_png": self.samples(), "overview": self.overview()}
+            self.session.publish(**changes, **self.step_changes(metrics))
             return
         now = time.monotonic()
         changes = {}
         if self.wants_samples(now):
             changes["samples_png"] = self.samples()
+        looked_at = self.session.overview_watched_since(self.overview_at)
+        if looked_at and now - self.overview_at >= self.session.grid_interval:
+            changes["overview"] = self.overview()
         if changes or now - self.published_at >= self.session.publish_interval:
             self.published_at = now
             self.session.publish(**self.step_changes(metrics), **changes)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from gan.config import Config
+from gan.lab.overview import OverviewFrame
+from gan.lab.slowmotion import SubStepView
 from gan.lab.stepthrough import StepThrough
 from gan.store.history import ChangeRecord, EpochRecord, StepRecord
 
@@ -83,6 +85,8 @@ class Snapshot:
     started: float = field(default_factory=time.time)
     changes: tuple[ChangeRecord, ...] = ()  # settings changed mid-run
     step_through: StepThrough | None = None  # the latest single step taken while paused, measured before and after
+    slow_motion: SubStepView | None = None  # the latest sub-step of a step taken in slow motion (None once resumed)
+    overview: OverviewFrame | None = None  # the overview graph of a recent step, drawn while someone looks at it
 
     @property
     def active(self) -> bool:

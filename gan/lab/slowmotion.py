@@ -68,13 +68,20 @@ class SubStepView:
     text: str
     values: dict[str, float]  # e.g. d_real, d_fake (means over the batch), loss_d, grad_norm_d, ..._before/_after
     highlight: tuple[str, ...]
-    frame: OverviewFrame  # the graph's numbers as of this sub-step (not yet computed ones: the previous step's)
+    # The graph's numbers as of this sub-step: those not computed yet are the previous step's; from G2 to G4 the
+    # fakes' scores are those G's loss is taken on (the updated D's); at G5 the step as recorded.
+    frame: OverviewFrame
     # D5: D's scores (2, k) before and after its update, row 0 the reals, row 1 the fakes;
     # G5: G's samples (k, 1, 28, 28) before and after its update, from the same noise. Else None.
     before_after: tuple[torch.Tensor, torch.Tensor] | None
     step: int  # the trainer's step counter now: it advances by one at G5
     index: int = 0  # 1-based position of this sub-step in the step
     total: int = 10  # sub-steps in the step: 5 * d_steps + 5
+
+    @property
+    def done(self) -> bool:
+        """The step's last sub-step: the step is counted and recorded."""
+        return self.index == self.total
 
     @property
     def label(self) -> str:
@@ -159,8 +166,8 @@ class SlowMotion:
     def _view(self, result: SubStepResult) -> SubStepView:
         substep = result.substep
         values, before_after = self._measure(result)
-        if self.record is not None:  # G5: the step as recorded (the fakes' scores stay those of G2)
-            self._keep(record=self.record)
+        if self.record is not None:  # G5: the step as recorded, as the live graph shows it from now on
+            self._keep(record=self.record, logits_fake=_cpu(self._scores.logits_fake[: self.count]))
         frame = frame_of(self.trainer, self._shown, self.count, self._push_map(substep))
         title, text = SUBSTEP_TEXT[substep]
         return SubStepView(
