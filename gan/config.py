@@ -1,8 +1,8 @@
 """The training configuration: one schema of settings, the frozen `Config` it validates, and the presets.
 
-Each setting is declared once, as a `Setting` (type, default, range or choices, label, help) attached to its
-`Config` field. The schema drives `Config`'s validation, the CLI flags of `python -m gan train` and the app's
-settings form, so a new setting is one line here and appears everywhere.
+Each setting is declared once, as a `Setting` (`gan.settings`: type, range or choices, label, help) attached to
+its `Config` field with its default. The schema drives `Config`'s validation, the CLI flags of `python -m gan
+train` and the app's settings form, so a new setting is one line here and appears everywhere.
 
 Some settings may change while a run trains (`CHANGEABLE`): a change is requested through the trainer's `Control`
 or scheduled in advance with `set_at` ("STEP:FIELD=VALUE", applied once STEP steps are done).
@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
+
+from gan.numbers import NumberError, decimal_number, whole_number
+from gan.settings import ConfigError, Setting, setting
 
 PRESETS = ("classic", "dcgan", "cdcgan")
 DEFAULT_PRESET = "cdcgan"
@@ -28,90 +31,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 UPSAMPLES = ("transposed", "nearest")
 G_NORMS = ("none", "batch")
 AUGMENTS = ("none", "translate")
-
-
-class ConfigError(ValueError):
-    """A setting is out of range or of the wrong type; the message names the field, the value and what is allowed."""
-
-    def __init__(self, field: str, value: Any, allowed: str):
-        self.field = field
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."  # values may come from a file: never quote much
-        super().__init__(f"{field}={shown} is not allowed: {allowed}")
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One setting: what it holds and how it is offered (CLI flag, form widget)."""
-
-    kind: type  # int, float, str or bool
-    label: str  # the form's label
-    help: str  # one line, for the CLI and the form
-    choices: tuple[str, ...] = ()
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False  # the bounds are excluded (a learning rate of 0 trains nothing)
-    high_open: bool = False
-    optional: bool = False  # None is allowed (shown as 0 in the form)
-    step: float = 1  # the form's increment; its digits set the shown precision
-    section: str | None = "main"  # where the form shows it: "main", "advanced", or None (CLI only)
-    flag: str = ""  # the CLI flag's name without dashes, when it differs from the field's
-    repeated: bool = False  # a tuple of values (a repeatable CLI flag), each checked by its Config
-    name: str = ""  # filled in from the Config field
-
-    @property
-    def cli_flag(self) -> str:
-        if self.kind is bool:
-            return f"--no-{self.flag or self.name.replace('_', '-')}"  # booleans default to on
-        return f"--{self.flag or self.name.replace('_', '-')}"
-
-    @property
-    def digits(self) -> int:
-        """Decimal places to show in the form (0 for whole numbers)."""
-        return 0 if self.kind is not float else max(0, -math.floor(math.log10(self.step)) + 1)
-
-    def allowed(self) -> str:
-        if self.choices:
-            return f"one of {', '.join(self.choices)}"
-        if self.kind is bool:
-            return "true or false"
-        if self.kind is int:
-            return f"a whole number from {int(self.low)} to {int(self.high)}"
-        return f"a number in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
-
-    def check(self, value: Any) -> None:
-        """Raise ConfigError naming the field, the value and what is allowed."""
-        if value is None and self.optional:
-            return
-        if self.repeated:
-            if not isinstance(value, (list, tuple)) or not all(isinstance(item, self.kind) for item in value):
-                raise ConfigError(self.name, value, f"a list of {self.help}")
-            return
-        if not self._fits(value):
-            raise ConfigError(self.name, value, self.allowed())
-
-    def _fits(self, value: Any) -> bool:
-        if self.choices:
-            return value in self.choices
-        if self.kind is bool:
-            return isinstance(value, bool)
-        numeric = (int,) if self.kind is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, numeric) or value != value:
-            return False
-        too_low = value <= self.low if self.low_open else value < self.low
-        too_high = value >= self.high if self.high_open else value > self.high
-        return not (too_low or too_high)
-
-    def to_form(self, value: Any) -> Any:
-        return 0 if value is None and self.optional else value
-
-    def from_form(self, value: Any) -> Any:
-        return None if self.optional and value == 0 else value
-
-
-def setting(default: Any, kind: type, label: str, help: str, **details: Any) -> Any:
-    """A Config field carrying its Setting."""
-    return dataclasses.field(default=default, metadata={"setting": Setting(kind, label, help, **details)})
 
 
 UNIT = {"low": 0.0, "high": 1.0}
@@ -370,9 +289,9 @@ def parse_value(field: str, text: str) -> Any:
     if field == "loss":
         value: Any = text
     elif field == "d_steps":
-        value = None if text.lower() in ("auto", "none", "") else _parse_number(field, text, int)
+        value = None if text.lower() in ("auto", "none", "") else _parse_number(field, text, whole_number)
     else:
-        value = _parse_number(field, text, float)
+        value = _parse_number(field, text, decimal_number)
     SETTINGS[field].check(value)
     return value
 
@@ -383,21 +302,25 @@ def parse_change(text: str, config: Config | None = None) -> ScheduledChange:
         raise ConfigError("set_at", text, "STEP:FIELD=VALUE, e.g. 500:lr_d=0.002")
     step_text, _, assignment = text.partition(":")
     field, equals, value_text = assignment.partition("=")
-    if not equals or not step_text.strip().isdigit():
+    try:
+        step = whole_number(step_text) if equals else -1
+    except NumberError:
+        step = -1
+    if step < 0:
         raise ConfigError("set_at", text, "STEP:FIELD=VALUE with a whole number of steps, e.g. 500:lr_d=0.002")
     field = field.strip().replace("-", "_")
     value = parse_value(field, value_text)
     if config is not None:
         config.replace(**{field: value}, set_at=())  # e.g. d_steps checked against this run's other settings
-    return ScheduledChange(int(step_text), field, value)
+    return ScheduledChange(step, field, value)
 
 
-def _parse_number(name: str, text: str, kind: type) -> Any:
+def _parse_number(name: str, text: str, parse: Callable[[str], Any]) -> Any:
+    """A number from text through gan/numbers.py (ASCII digits, finite, of a sane length), else a ConfigError."""
     try:
-        return kind(text)
-    except ValueError:
-        described = "a whole number" if kind is int else "a number"
-        raise ConfigError(name, text, described) from None
+        return parse(text)
+    except NumberError as error:
+        raise ConfigError(name, text, error.allowed) from None
 
 
 def _named(field: dataclasses.Field) -> Setting:
@@ -406,37 +329,23 @@ def _named(field: dataclasses.Field) -> Setting:
 
 SETTINGS: dict[str, Setting] = {field.name: _named(field) for field in fields(Config)}
 
-# What each preset trains best with on a CPU (chosen by bench/quality.py); anything given explicitly wins.
-# The default preset's are Config's own defaults.
+# What each preset trains best with on a CPU, chosen with bench/quality.py: the runs behind each value, with their
+# figures, are in bench/README.md ("Time to quality"). Anything given explicitly wins; the default preset's values
+# are Config's own defaults (Adam's betas 0 / 0.99, R1 0.1, width 24).
 PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
     "classic": {
         "latent_dim": 100,
         "width": 256,
         "batch_size": 128,
-        # 5e-4, not 2e-4: with bf16 on AVX-512, recognisable digits after 92 s (2e-4: not within 5 minutes), FID
-        # 25.4 / 2.84 after 2 minutes against 48.7 / 6.81 (bench/README.md, time to quality)
         "lr_g": 5e-4,
         "lr_d": 5e-4,
         "g_norm": "batch",
         "beta1": 0.5,
         "beta2": 0.999,
-        # R1 0.1 (Config's own), not 0: with bf16 on AVX-512, FID 9.41 / 1.21 (both judges) after 5 minutes against
-        # 19.1 / 2.82, and 14.7 / 2.25 with every digit after 20 against 145 / 21.8, collapsed onto 1s, 7s and 9s
     },
-    # The cdcgan's recipe at width 16, not width 32, batch 128, betas 0.5 / 0.999 and no R1: with bf16 on AVX-512,
-    # FID 19.1 / 4.51 (both judges) after 5 minutes against 39.1 / 8.02 (24.3 / 5.25 with the new recipe but no R1)
-    "dcgan": {"latent_dim": 64, "width": 16, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4},
-    # Adam's betas 0 / 0.99 (Config's own), not 0.5 / 0.999: with bf16 on AVX-512, recognisable digits after 30 s
-    # instead of 51, FID 5.93 instead of 12.7 after 1 minute, the same at 5. R1 0.1 (Config's own): with bf16 on
-    # AVX-512, FID 1.75 / 0.16 (both judges) after 5 minutes and 1.68 / 0.14 after 20, against 2.16 / 0.16 and
-    # 2.35 / 0.19 without. Width 24 (Config's own) with that recipe: with bf16 on AVX-512, 1.51 / 0.16 after 5
-    # minutes and 1.40 / 0.11 after 20, against 1.87 / 0.19 and 1.71 / 0.15 at width 16, whose 1.5 times the
-    # images a second do not make up for its smaller networks; without R1 and with betas 0.5 / 0.999, width 16 had
-    # won (on a 2-core AVX2 CPU 4.80 / 0.35 against 14.9 / 1.58 at width 32) (bench/README.md, time to quality)
+    "dcgan": {"latent_dim": 64, "width": 16, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4},  # cdcgan's recipe, width 16
     "cdcgan": {"latent_dim": 64, "width": 24, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4},
 }
-# Short epochs (12,800 images, about 11 s on a 2-core laptop CPU) so that the timeline fills while a newcomer watches,
-# and width 8: the first digits soonest. On a 2-core AVX2 CPU, after 1 minute of training, FID 63 at width 8, 89 at
-# 12, 101 at 16, 549 at 32; recognisable digits after 91, 101, 121 and 211 s (Adam's betas 0.5 / 0.999). With bf16
-# on AVX-512 and betas 0 / 0.99, recognisable after 36 s at width 8, 30 s at 16 (bench/README.md, time to quality).
+# Short epochs (12,800 images) so that the timeline fills while a newcomer watches, and width 8: the first digits
+# soonest (bench/README.md, "cdcgan widths").
 QUICK_START: dict[str, Any] = {"preset": "cdcgan", "epochs": 10, "steps_per_epoch": 200, "width": 8}

@@ -35,8 +35,8 @@ def _cpu_computes_bf16() -> bool:
 
 def native_bf16(device: torch.device) -> bool:
     """Whether the device computes bf16 natively. Without it (most laptop CPUs: x86 with AVX2 only) PyTorch emulates
-    bf16 and a convolutional training step runs over ten times slower than in fp32 (measured: 25 against 296
-    images/s for cdcgan on a 2-core AVX2 EPYC); with it bf16 is about 1.3x faster than fp32."""
+    bf16 and a convolutional training step runs over ten times slower than in fp32; with it bf16 is about 1.3x
+    faster (the figures: bench/README.md, "Throughput")."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and _cpu_computes_bf16()

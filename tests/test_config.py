@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from gan.config import DEFAULT_PRESET, DEVICES, QUICK_START, SETTINGS, Config, ConfigError
+from gan.config import DEFAULT_PRESET, PRESET_DEFAULTS, QUICK_START, SAVED_BEFORE_ADDED, SETTINGS, Config, ConfigError
 
 
 @pytest.mark.parametrize(
@@ -30,9 +30,11 @@ def test_bad_value_names_field_value_and_range(field, value):
     assert field in str(caught.value) and "allowed" in str(caught.value)
 
 
-def test_preset_defaults_and_overrides():
-    classic = Config.for_preset("classic", epochs=3, lr_g=None)
-    assert classic.preset == "classic" and classic.epochs == 3 and classic.latent_dim == 100
+def test_a_preset_gives_its_tuned_values_and_explicit_settings_win():
+    classic = Config.for_preset("classic", epochs=3, lr_g=None)  # None: not given, so the preset's holds
+    assert classic.preset == "classic" and classic.epochs == 3
+    assert all(getattr(classic, name) == value for name, value in PRESET_DEFAULTS["classic"].items())
+    assert classic != Config.for_preset("cdcgan", epochs=3).replace(preset="classic"), "the presets differ"
     assert Config.for_preset("cdcgan").conditional and not Config.for_preset("dcgan").conditional
 
 
@@ -59,7 +61,6 @@ def test_every_setting_is_described_once_with_a_label_help_and_what_is_allowed()
     for name, setting in SETTINGS.items():
         assert setting.name == name and setting.label and setting.help and setting.allowed()
         setting.check(getattr(Config(), name))
-    assert SETTINGS["device"].choices == DEVICES
 
 
 @pytest.mark.parametrize(
@@ -81,7 +82,13 @@ def test_an_optional_setting_is_zero_in_the_form_and_none_in_the_config():
 
 def test_flags_and_form_precision_follow_the_schema():
     assert SETTINGS["batch_size"].cli_flag == "--batch-size" and SETTINGS["evaluate"].cli_flag == "--no-eval"
-    assert SETTINGS["lr_g"].digits == 5 and SETTINGS["ema_decay"].digits == 4 and SETTINGS["epochs"].digits == 0
+    for setting in (setting for setting in SETTINGS.values() if setting.section is not None):  # those in the form
+        if setting.kind is int:
+            assert setting.digits == 0
+        elif setting.kind is float:  # the form shows every step of its increment, and the default, unrounded
+            assert float(f"{setting.step:.{setting.digits}f}") == setting.step
+            default = Config.for_preset(DEFAULT_PRESET).to_dict()[setting.name]
+            assert float(f"{default:.{setting.digits}f}") == default, setting.name
 
 
 def test_the_quick_start_is_a_valid_short_run():
@@ -92,7 +99,7 @@ def test_the_quick_start_is_a_valid_short_run():
 def test_a_run_saved_before_r1_existed_loads_with_the_r1_it_trained_with(tmp_path):
     from gan.store.run import Run
 
-    assert Config().r1_gamma > 0 and Config.for_preset("classic").r1_gamma > 0
+    assert Config().r1_gamma != SAVED_BEFORE_ADDED["r1_gamma"], "otherwise this test checks nothing"
     saved = Config.for_preset("cdcgan").to_dict()
     del saved["r1_gamma"]
     run = tmp_path / "old"

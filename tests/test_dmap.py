@@ -9,7 +9,7 @@ import torch
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.lab.dmap import epoch_map, fit_projection, ranked_by_d, real_points, summary
 from gan.models import ConvDiscriminator, ConvGenerator
-from gan.scoring.judge import ConvJudge
+from gan.scoring.judge_models import ConvJudge
 
 
 def test_projection_finds_the_direction_of_largest_spread():

@@ -7,7 +7,7 @@ import torch
 
 from gan.lab.inversion import Weights, invert, pixel_distance
 from gan.models import ConvGenerator
-from gan.scoring.judge import ConvJudge
+from gan.scoring.judge_models import ConvJudge
 
 
 def tiny(num_classes: int = 0) -> tuple[ConvGenerator, ConvJudge]:

@@ -12,15 +12,10 @@ import torch
 import gan.scoring.judge as judge_module
 from gan.data import load_mnist
 from gan.scoring.judge import (
-    FIRST,
-    SECOND,
-    SPECS,
-    ConvJudge,
     JudgeError,
     JudgeWarning,
     encode_judge,
     file_sha256,
-    judge_accuracy,
     judge_is_cached,
     judge_path,
     load_judge,
@@ -28,8 +23,8 @@ from gan.scoring.judge import (
     read_judge,
     save_judge,
     shipped_path,
-    train_judge,
 )
+from gan.scoring.judge_models import FIRST, SECOND, SPECS, ConvJudge, judge_accuracy, train_judge
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Quality scores of generated digits, measured by the digit judges (`gan.scoring.judge`) against the 10,000 test
+"""Quality scores of generated digits, measured by the digit judges (`gan.scoring.judge_models`) against the 10,000 test
 digits.
 
 - FID: Frechet distance between Gaussian fits of judge features (lower is better; real vs real is the floor),
@@ -32,7 +32,8 @@ import torch.nn.functional as F
 
 from gan.data import DEFAULT_DATA_DIR, IMAGE_SIZE, NUM_CLASSES, load_mnist
 from gan.lab.latent import sample
-from gan.scoring.judge import Judge, Judges, judge_outputs, load_judges
+from gan.scoring.judge import Judges, load_judges
+from gan.scoring.judge_models import Judge, judge_outputs
 from gan.scoring.scores import Scores
 
 COVERED_FRACTION = 0.01  # a class counts as covered when at least 1% of the samples are judged to be that digit
