@@ -35,7 +35,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from latency import BROWSER_ARGS, CHROMIUM, start_server, stop_server, wait_for_health  # noqa: E402
 
-from gan.config import QUICK_START, Config  # noqa: E402
+from gan.config import Config  # noqa: E402
+from gan.presets import QUICK_START  # noqa: E402
 from gan.scoring.judge import judge_is_cached  # noqa: E402
 
 CONFIG = Config.for_preset(**QUICK_START)

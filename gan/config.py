@@ -1,4 +1,4 @@
-"""The training configuration: one schema of settings, the frozen `Config` it validates, and the presets.
+"""The training configuration: one schema of settings and the frozen `Config` it validates.
 
 Each setting is declared once, as a `Setting` (`gan.settings`: type, range or choices, label, help) attached to
 its `Config` field with its default. The schema drives `Config`'s validation, the CLI flags of `python -m gan
@@ -17,10 +17,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from gan.numbers import NumberError, decimal_number, whole_number
+from gan.presets import DEFAULT_PRESET, PRESET_DEFAULTS, PRESETS
 from gan.settings import ConfigError, Setting, setting
 
-PRESETS = ("classic", "dcgan", "cdcgan")
-DEFAULT_PRESET = "cdcgan"
 LOSSES = ("bce", "saturating", "hinge", "lsgan", "wgan-gp")
 WGAN_D_STEPS = 5  # critic steps per G step that wgan-gp defaults to (Gulrajani et al., 2017)
 G_KERNELS = (3, 4, 5)  # kernel of the conv generators' stride-2 transposed convolutions; 3 and 5 overlap unevenly
@@ -328,24 +327,3 @@ def _named(field: dataclasses.Field) -> Setting:
 
 
 SETTINGS: dict[str, Setting] = {field.name: _named(field) for field in fields(Config)}
-
-# What each preset trains best with on a CPU, chosen with bench/quality.py: the runs behind each value, with their
-# figures, are in bench/README.md ("Time to quality"). Anything given explicitly wins; the default preset's values
-# are Config's own defaults (Adam's betas 0 / 0.99, R1 0.1, width 24).
-PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "classic": {
-        "latent_dim": 100,
-        "width": 256,
-        "batch_size": 128,
-        "lr_g": 5e-4,
-        "lr_d": 5e-4,
-        "g_norm": "batch",
-        "beta1": 0.5,
-        "beta2": 0.999,
-    },
-    "dcgan": {"latent_dim": 64, "width": 16, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4},  # cdcgan's recipe, width 16
-    "cdcgan": {"latent_dim": 64, "width": 24, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4},
-}
-# Short epochs (12,800 images) so that the timeline fills while a newcomer watches, and width 8: the first digits
-# soonest (bench/README.md, "cdcgan widths").
-QUICK_START: dict[str, Any] = {"preset": "cdcgan", "epochs": 10, "steps_per_epoch": 200, "width": 8}

@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from gan.config import DEFAULT_PRESET, PRESET_DEFAULTS, QUICK_START, SAVED_BEFORE_ADDED, SETTINGS, Config, ConfigError
+from gan.config import DEFAULT_PRESET, SAVED_BEFORE_ADDED, SETTINGS, Config, ConfigError
+from gan.presets import PRESET_DEFAULTS, QUICK_START
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,10 @@ schema) and the continuation of a saved run; their buttons send the commands to 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from gan.config import QUICK_START, SETTINGS, Config, ConfigError, Setting
+from gan.config import SETTINGS, Config, ConfigError, Setting
 from gan.jobs.runner import RunError, continue_target
 from gan.jobs.session import Snapshot, Status
+from gan.presets import QUICK_START
 from gan.scoring.judge import judge_is_cached
 from gan.store.checkpoints import CheckpointError
 from gan.store.listing import RunInfo

@@ -1,0 +1,32 @@
+"""The presets: the model families a run can be, what each trains best with on a CPU, and the quick start.
+
+A preset's values are defaults: `Config.for_preset` starts from them and any setting given explicitly wins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS = ("classic", "dcgan", "cdcgan")  # an MLP GAN, a DCGAN, and the DCGAN told which digit to draw
+DEFAULT_PRESET = "cdcgan"
+
+# What each preset trains best with on a CPU, chosen with bench/quality.py: the runs behind each value, with their
+# figures, are in bench/README.md ("Time to quality"). Anything given explicitly wins; the default preset's values
+# are Config's own defaults (Adam's betas 0 / 0.99, R1 0.1, width 24).
+PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "classic": {
+        "latent_dim": 100,
+        "width": 256,
+        "batch_size": 128,
+        "lr_g": 5e-4,
+        "lr_d": 5e-4,
+        "g_norm": "batch",
+        "beta1": 0.5,
+        "beta2": 0.999,
+    },
+    "dcgan": {"latent_dim": 64, "width": 16, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4},  # cdcgan's recipe, width 16
+    "cdcgan": {"latent_dim": 64, "width": 24, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4},
+}
+# Short epochs (12,800 images) so that the timeline fills while a newcomer watches, and width 8: the first digits
+# soonest (bench/README.md, "cdcgan widths").
+QUICK_START: dict[str, Any] = {"preset": "cdcgan", "epochs": 10, "steps_per_epoch": 200, "width": 8}
