@@ -97,13 +97,18 @@ def _find(folder: Path, name: str) -> Path:
     return plain if not (folder / name).exists() and plain.exists() else folder / name
 
 
+def split_files(folder: str | Path, split: str) -> tuple[Path, Path]:
+    """The (images, labels) files of a split ("train" or "test") in an MNIST-format folder."""
+    if split not in FILES:
+        raise DataError(f"split must be one of {sorted(FILES)}, got {split!r}")
+    image_file, label_file = (_find(Path(folder), name) for name in FILES[split])
+    return image_file, label_file
+
+
 @functools.lru_cache(maxsize=4)
 def load_mnist(folder: str | Path = DEFAULT_DATA_DIR, split: str = "train") -> Dataset:
     """Load a split ("train" or "test") of an MNIST-format folder; cached, so repeated calls are free."""
-    if split not in FILES:
-        raise DataError(f"split must be one of {sorted(FILES)}, got {split!r}")
-    folder = Path(folder)
-    image_file, label_file = (_find(folder, name) for name in FILES[split])
+    image_file, label_file = split_files(folder, split)
     pixels, labels = scaled_images(image_file), read_idx(label_file)
     if labels.ndim != 1 or len(labels) != len(pixels):
         raise DataError(f"{label_file}: expected {len(pixels)} labels, got shape {labels.shape}")
