@@ -56,6 +56,18 @@ HIGHLIGHT: dict[SubStep, tuple[str, ...]] = {
     SubStep.G5: ("grad_g", "generator", "fakes"),
 }
 NAN = math.nan
+# How each value is named when written out (the CLI's lines, the page's captions)
+VALUE_NAMES = {
+    "samples": "fakes",
+    "d_real": "D(x)",
+    "d_fake": "D(G(z))",
+    "loss_d": "D's loss",
+    "loss_g": "G's loss",
+    "grad_norm_d": "D's gradient norm",
+    "grad_norm_g": "G's gradient norm",
+    "pixels_changed": "mean pixel change",
+    "step": "step",
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,20 @@ class SubStepView:
     step: int  # the trainer's step counter now: it advances by one at G5
     index: int = 0  # 1-based position of this sub-step in the step
     total: int = 10  # sub-steps in the step: 5 * d_steps + 5
+
+    @property
+    def summary(self) -> str:
+        """The values in words, e.g. "D(x) 0.4895 -> 0.5029, D(G(z)) 0.4884 -> 0.4803" (D's means before and after)."""
+        parts = []
+        for key, value in self.values.items():
+            if key.endswith("_before"):
+                name = key.removesuffix("_before")
+                parts.append(f"{VALUE_NAMES[name]} {value:.4f} -> {self.values[name + '_after']:.4f}")
+            elif key in ("samples", "step"):
+                parts.append(f"{VALUE_NAMES[key]} {int(value)}")
+            elif not key.endswith("_after"):
+                parts.append(f"{VALUE_NAMES[key]} {value:.4f}")
+        return ", ".join(parts)
 
     @property
     def done(self) -> bool:
