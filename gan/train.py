@@ -92,17 +92,20 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def train_step(self, real: torch.Tensor, labels: torch.Tensor, players: str = "dg") -> StepRecord:
-        """One step on a batch: `d_steps` D updates (each with fresh noise) and one G update, or only D's part
-        ("d") or G's part ("g"). The player not updated is still measured: its loss against the other."""
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor, players: Player = Player.BOTH) -> StepRecord:
+        """One step on a batch: `d_steps` D updates (each with fresh noise) and one G update, or only D's part or
+        G's part (`players`). The player not updated is still measured: its loss against the other."""
         return deque(self.substeps(real, labels, players), maxlen=1)[0].record
 
-    def substeps(self, real: torch.Tensor, labels: torch.Tensor, players: str = "dg") -> Iterator[SubStepResult]:
+    def substeps(
+        self, real: torch.Tensor, labels: torch.Tensor, players: Player = Player.BOTH
+    ) -> Iterator[SubStepResult]:
         """The step of `train_step`, yielding what each numbered sub-step computed (gan.substeps): D1 to D5 (`d_steps`
         times when D updates), then G1 to G5, whose result holds the record. Slow motion stops at each yield."""
         clock = StepClock()
         y = labels if self.config.conditional else None
-        update_d, update_g = "d" in players, "g" in players
+        players = Player(players)
+        update_d, update_g = players.updates_d, players.updates_g
         last_d, scores, loss_d, grad_norm_d = yield from self._update_d(real, y, update_d, update_g, clock)
         # (2) Update G: maximise log D(G(z)) on D's last fakes; D's weights are frozen, their gradients not computed.
         self.D.requires_grad_(False)
@@ -176,7 +179,7 @@ class Trainer:
         self._check_finite("D", penalty)
         self.opt_d.step()
 
-    def _count_step(self, images: int, elapsed: float, players: str, losses: StepLosses) -> StepRecord:
+    def _count_step(self, images: int, elapsed: float, players: Player, losses: StepLosses) -> StepRecord:
         """Advance the step counters and the smoothed speed, and report the step."""
         self.step += 1
         self.batch += 1

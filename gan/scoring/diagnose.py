@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from gan.store.history import Player
+
 RECENT = 0.3  # the share of the run's latest steps each check looks at
 MIN_STEPS = 60  # fewer steps than this in that stretch: too early to tell
 # D winning: median D(x) above, median D(G(z)) below. The recipes that fail this way measure 0.99 and 0.01 or
@@ -70,7 +72,7 @@ def sample_spread(images: torch.Tensor) -> float:
 
 def steps_of(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Full training steps (step-throughs of one player excluded), in order."""
-    return [r for r in history if r.get("kind", "step") == "step" and r.get("players", "dg") == "dg"]
+    return [r for r in history if r.get("kind", "step") == "step" and r.get("players", Player.BOTH) == Player.BOTH]
 
 
 def epochs_of(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
