@@ -7,7 +7,7 @@ the experiment controls in views/experiment.py.
 import streamlit as st
 
 from gan.jobs.session import Status
-from views import common, experiment, live, train_form
+from views import common, experiment, live, overview, train_form
 
 GAN_EXPLAINED = """
 A **generative adversarial network** is two networks trained against each other:
@@ -41,6 +41,7 @@ def page() -> None:
         train_form.first_minute()
     if snapshot.status != Status.IDLE:
         live.job_panel(snapshot)
+    overview.section(selected, snapshot)
     settings = live.lazy_expander(
         "Settings for a new run", "settings_open", selected is not None and not snapshot.active
     )
