@@ -154,7 +154,10 @@ def scores(loss: str, logits: torch.Tensor) -> torch.Tensor:
 
 def push_maps(D: nn.Module, fakes: torch.Tensor, labels: torch.Tensor | None, loss: str) -> torch.Tensor:
     """Where D pushes each fake (k, 1, 28, 28): minus the gradient of G's loss on its pixels, each fake judged
-    among the other shown fakes (D compares a batch's spread). Leaves D's weights and gradients untouched."""
+    among the other shown fakes (D compares a batch's spread). Leaves D's weights and gradients untouched; computed
+    on the CPU (a copy of D when it is elsewhere)."""
+    D, fakes = _cpu_copy(D), fakes.detach().float().cpu()
+    labels = None if labels is None else labels.cpu()
     maps = []
     for index in range(len(fakes)):
         others = torch.cat([fakes[:index], fakes[index + 1 :]])
@@ -174,7 +177,7 @@ def frame_of(
     record = shown.record
     generator, discriminator = network_boxes(trainer)
     if push_map is None:
-        push_map = push_maps(_cpu_copy(trainer.D), fakes, labels, loss)
+        push_map = push_maps(trainer.D, fakes, labels, loss)
     return OverviewFrame(
         step=record.step,
         loss=loss,
