@@ -44,7 +44,7 @@ class SubStep(str, Enum):
         return int(self.value[1])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors: compared by identity
 class SubStepResult:
     """What one sub-step produced. The tensors are the step's own (some in autograd graphs): read, never change."""
 
@@ -88,7 +88,7 @@ class StepLosses:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors: compared by identity
 class ShownStep:
     """The first samples of a step and D's outputs on them, with the step's record: what the overview draws."""
 

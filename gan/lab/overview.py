@@ -67,7 +67,7 @@ class NetworkBox:
     learning_rate: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors: compared by identity
 class OverviewFrame:
     """One step as the graph draws it: its first `k` samples and what the step measured."""
 

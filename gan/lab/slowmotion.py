@@ -70,7 +70,7 @@ VALUE_NAMES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors: compared by identity
 class SubStepView:
     """One sub-step as shown: its title and sentence, its values, the nodes it lights, and the graph as of now."""
 
