@@ -73,6 +73,15 @@ def graph_state(page) -> dict:
     )
 
 
+def explains_itself_on_click(page) -> None:
+    """A click on a part of the graph shows its note in the panel under the graph, in place of the hint."""
+    hint, note = page.locator("#ov-help-default"), page.locator("#ov-help-discriminator")
+    assert hint.is_visible() and not note.is_visible()
+    page.locator("#ov-discriminator").click()
+    note.wait_for(state="visible")
+    assert not hint.is_visible() and "D scores each image" in note.text_content()
+
+
 def walk_one_step(page, screens_folder) -> list[float]:
     """Click through the ten sub-steps; returns the seconds from each click to its sub-step lit on the graph."""
     start = None  # the step counter during the step's sub-steps (a step under way at the Pause may end after it)
@@ -109,6 +118,7 @@ def test_slow_motion_lights_each_sub_step_and_advances_one_step(server, tmp_path
             shoot_graph(page, tmp_path, "overview-training")
             page.get_by_role("button", name="Pause").click()
             page.get_by_role("button", name="Next sub-step").wait_for(timeout=TRAINING_WAIT)
+            explains_itself_on_click(page)
             seconds = walk_one_step(page, tmp_path)
             screens.take("overview-after-slow-motion")
             print(

@@ -22,7 +22,7 @@ from gan.config import LOSSES, ConfigError
 from gan.images import enlarge_png, grid_png
 from gan.jobs.session import Snapshot, Status, TrainingSession
 from gan.lab.overview import NODE_HELP, overview_from_run
-from gan.lab.slowmotion import SubStepView
+from gan.lab.slowmotion import VALUE_NAMES, SubStepView
 from gan.store.checkpoints import CheckpointError
 from gan.store.listing import RunInfo
 from gan.store.run import Run
@@ -168,17 +168,6 @@ def live_graph() -> None:
 
 # --- slow motion, while paused ------------------------------------------------------------------------------------
 
-VALUE_NAMES = {
-    "samples": "fakes drawn",
-    "d_real": "D's mean score, reals",
-    "d_fake": "D's mean score, fakes",
-    "loss_d": "D loss",
-    "loss_g": "G loss",
-    "grad_norm_d": "D's gradient norm",
-    "grad_norm_g": "G's gradient norm",
-    "pixels_changed": "mean pixel change",
-    "step": "steps done",
-}
 COUNTS = ("samples", "step")  # values shown as whole numbers
 
 
