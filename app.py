@@ -10,6 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from views import kept
 from views.common import run_picker
 
 # A shipped icon: a Material icon as the page icon would be fetched from a font server, which fails offline.
@@ -29,6 +30,7 @@ page = st.navigation(
     ],
     position="top",
 )
+kept.keep_choices()  # before any widget: the seed, digit, run and epochs survive page switches
 st.sidebar.title("GAN Studio")
 st.session_state["selected_run"] = run_picker()
 page.run()

@@ -34,6 +34,9 @@ def canvas_png() -> bytes | None:
         from streamlit_drawable_canvas import st_canvas
     except Exception:  # not installed, or this Streamlit cannot load it: the upload below still works
         return None
+    state = st.session_state
+    if "probe_canvas" not in state:  # arriving on the page: the canvas shows the last drawing again
+        state["probe_canvas_initial"] = state.get("probe_drawing", (None, None))[0]
     result = st_canvas(
         stroke_width=STROKE,
         stroke_color="#ffffff",
@@ -42,11 +45,15 @@ def canvas_png() -> bytes | None:
         width=CANVAS_SIDE,
         drawing_mode="freedraw",
         return_image_data=True,
+        initial_drawing=state.get("probe_canvas_initial"),
         key="probe_canvas",
     )
     if not (result.json_data or {}).get("objects"):
+        state.pop("probe_drawing", None)
         return None
-    return result.image_bytes
+    drawn = result.image_bytes or state.get("probe_drawing", (None, None))[1]  # a restored drawing, not yet redrawn
+    state["probe_drawing"] = (result.json_data, drawn)
+    return drawn
 
 
 def chosen_picture() -> tuple[bytes | None, str]:
@@ -123,15 +130,27 @@ def inversion(info: RunInfo, run: Run, epochs: list[int], digit: torch.Tensor, d
         f"Found {result}at a pixel distance of {float(found.distances[0]):.2f} from yours "
         f"(real unseen digits are typically {common.real_typical_distance():.2f} from their nearest training digit)."
     )
-    if st.button("Open it in the latent explorer", key="probe_open_latent", icon=":material/open_in_new:"):
-        st.session_state["latent_start"] = {
-            "run": info.name,
-            "epoch": epoch,
-            "z": found.z[0].tolist(),
-            "digit": None if found.digits is None else int(found.digits[0]),
-        }
-        st.session_state[f"latent_epoch_{info.name}"] = epoch
+    start = {
+        "run": info.name,
+        "epoch": epoch,
+        "z": found.z[0].tolist(),
+        "digit": None if found.digits is None else int(found.digits[0]),
+    }
+    if st.button(
+        "Open it in the latent explorer",
+        key="probe_open_latent",
+        icon=":material/open_in_new:",
+        on_click=open_in_explorer,
+        args=(start,),
+    ):
         st.switch_page("views/latent.py")
+
+
+def open_in_explorer(start: dict) -> None:
+    """Before the rerun draws the sidebar: the explorer opens this run at this epoch, whatever run is newest."""
+    st.session_state["latent_start"] = start
+    st.session_state["run"] = start["run"]
+    st.session_state[f"latent_epoch_{start['run']}"] = start["epoch"]
 
 
 def page() -> None:
