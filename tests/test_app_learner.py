@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_app import open_app, saved_run
+from tests.conftest import tiny_config
+from tests.test_app import (
+    fresh_app,  # noqa: F401 - an autouse fixture: a fresh checkpoints root, no job
+    open_app,
+    saved_run,
+)
+from tests.test_app_experiment import long_job, wait_until
+from tests.test_app_experiment import open_app as open_experiment
+from views import common
 
 
 @pytest.mark.slow
@@ -24,3 +32,31 @@ def test_the_chosen_run_and_the_explorers_seed_and_digit_survive_page_switches(r
     assert at.selectbox(key="run").value == "older"
     assert at.number_input(key="latent_seed").value == 5
     assert at.segmented_control(key="latent_digit").value == 3
+
+
+def test_the_experiment_panel_shows_the_d_steps_a_run_takes(root):
+    assert tiny_config().d_steps is None, "the loss's own number: one D step per G step"
+    long_job()
+    at = open_experiment()
+    session = common.get_session()
+    wait_until(at, lambda: session.snapshot().status == "running" and session.snapshot().step > 0)
+    assert at.number_input(key="live_d_steps").value == 1
+
+
+@pytest.mark.slow
+def test_paused_and_stopped_runs_say_so_in_the_sidebar_the_progress_and_the_timeline(root):
+    long_job()
+    at = open_experiment()
+    session = common.get_session()
+    wait_until(at, lambda: session.snapshot().status == "running" and session.snapshot().step > 0)
+    at.button(key="pause").click().run()
+    wait_until(at, lambda: session.snapshot().status == "paused")
+    sidebar = " ".join(caption.value for caption in at.sidebar.caption)
+    assert "Paused" in sidebar and "Training now" not in sidebar
+    assert "images/s" not in " ".join(str(bar.proto.text) for bar in at.get("progress"))
+    session.stop(wait=30)
+    step = session.snapshot().step
+    at.run()
+    assert f"stopped at step {step:,}, saved" in " ".join(caption.value for caption in at.sidebar.caption)
+    at.switch_page("views/timeline.py").run()
+    assert f"It stopped at step {step:,}" in " ".join(info.value for info in at.info)

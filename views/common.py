@@ -19,7 +19,7 @@ from PIL import Image
 from gan.config import Config
 from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
 from gan.images import png_bytes
-from gan.jobs.session import TrainingSession
+from gan.jobs.session import Status, TrainingSession
 from gan.lab.latent import Directions, principal_directions, typical_distance
 from gan.series import smooth, thin
 from gan.store.history import ChangeRecord, EpochRecord, History, StepRecord
@@ -69,12 +69,22 @@ def plain(text: object) -> str:
     return "".join("\\" + char if char in string.punctuation else char for char in " ".join(str(text).split()))
 
 
-def run_summary(info: RunInfo, live: bool) -> str:
+def run_summary(info: RunInfo, live: bool, paused: bool = False) -> str:
     if info.config is None:
         return f":red[Unreadable:] {plain(info.error)}"
     if live:  # the sidebar is not redrawn while training, so no counts that would go stale
-        return f":green[Training now] · {info.config.preset}, {info.config.epochs} epochs"
-    return f"{info.config.preset} · {len(info.epochs)} of {info.config.epochs} epochs saved"
+        state = ":orange[Paused]" if paused else ":green[Training now]"
+        return f"{state} · {info.config.preset}, {info.config.epochs} epochs"
+    saved = f"{info.config.preset} · {len(info.epochs)} of {info.config.epochs} epochs saved"
+    if stopped_mid_epoch(info):
+        saved += f" · stopped at step {info.last_record.step:,}, saved: Continue resumes it"
+    return saved
+
+
+def stopped_mid_epoch(info: RunInfo) -> bool:
+    """Steps were taken after the last saved epoch (a stop saves them to resume from, not as an epoch)."""
+    last = info.last_record
+    return last is not None and last.epoch >= (info.epochs[-1] if info.epochs else 0)
 
 
 def run_picker() -> RunInfo | None:
@@ -107,7 +117,7 @@ def run_picker() -> RunInfo | None:
         format_func=lambda name: name if by_name[name].config else f"{name} (unreadable)",
         help=f"Folders in {plain(runs[0].path.parent)}, newest first.",
     )
-    st.sidebar.caption(run_summary(by_name[chosen], chosen == live))
+    st.sidebar.caption(run_summary(by_name[chosen], chosen == live, snapshot.status == Status.PAUSED))
     return by_name[chosen]
 
 
@@ -117,7 +127,11 @@ def show_unusable(info: RunInfo) -> bool:
         st.error(f"Run **{plain(info.name)}** is unreadable: {plain(info.error)}")
         return True
     if not info.epochs:
-        st.info(f"Run **{plain(info.name)}** has no saved epochs yet: the first is saved at the end of epoch 1.")
+        stopped = f" It stopped at step {info.last_record.step:,}, saved: Continue on the Train page resumes it."
+        st.info(
+            f"Run **{plain(info.name)}** has no saved epochs yet: the first is saved at the end of epoch 1."
+            + (stopped if stopped_mid_epoch(info) else "")
+        )
         return True
     if info.error:  # e.g. the newest epoch file is damaged; the others may still be fine
         st.warning(f"Run **{plain(info.name)}**: {plain(info.error)}")

@@ -80,7 +80,7 @@ def fill_live_form(snapshot: Snapshot) -> None:
     state["live_for"] = shown_for
     for field in CHANGEABLE:
         value = getattr(config, field)
-        state[f"live_{field}"] = 0 if field == "d_steps" and value is None else value
+        state[f"live_{field}"] = config.discriminator_steps if field == "d_steps" else value  # the number it takes
 
 
 def apply_changes(session: TrainingSession) -> None:
@@ -88,7 +88,8 @@ def apply_changes(session: TrainingSession) -> None:
     state, snapshot = st.session_state, session.snapshot()
     config = snapshot.config
     wanted = {field: state[f"live_{field}"] for field in CHANGEABLE}
-    wanted["d_steps"] = wanted["d_steps"] or None  # 0 means the loss's default
+    if wanted["d_steps"] == config.discriminator_steps:  # unchanged: a loss's own number stays its own
+        wanted["d_steps"] = config.d_steps
     changed = {field: value for field, value in wanted.items() if value != getattr(config, field)}
     try:
         config.replace(**changed)
@@ -111,8 +112,8 @@ def live_settings(snapshot: Snapshot, session: TrainingSession) -> None:
         columns = st.columns(5)
         columns[0].number_input(SETTINGS["lr_g"].label, key="live_lr_g", step=1e-4, format="%.5f")
         columns[1].number_input(SETTINGS["lr_d"].label, key="live_lr_d", step=1e-4, format="%.5f")
-        own = "0: the loss's own (5 for wgan-gp)."
-        columns[2].number_input(SETTINGS["d_steps"].label, key="live_d_steps", step=1, min_value=0, help=own)
+        own = "Each loss has its own number (1, or 5 for wgan-gp) until one is set here."
+        columns[2].number_input(SETTINGS["d_steps"].label, key="live_d_steps", step=1, min_value=1, help=own)
         columns[3].selectbox(
             SETTINGS["loss"].label,
             LOSSES,

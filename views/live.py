@@ -79,10 +79,12 @@ def job_controls(snapshot: Snapshot) -> None:
 def job_progress(snapshot: Snapshot) -> None:
     text = (
         f"Epoch {snapshot.current_epoch} of {snapshot.epochs} · step {snapshot.step:,} of {snapshot.total_steps:,} · "
-        f"{snapshot.images_per_sec:,.0f} images/s · elapsed {format_duration(snapshot.seconds)}"
+        f"elapsed {format_duration(snapshot.seconds)}"
     )
-    if snapshot.active:
-        text += f" · about {format_duration(snapshot.eta_seconds)} left"
+    if snapshot.status == Status.PAUSED:  # single steps taken while paused say nothing about the training speed
+        text += " · paused"
+    elif snapshot.active:
+        text += f" · {snapshot.images_per_sec:,.0f} images/s · about {format_duration(snapshot.eta_seconds)} left"
     st.progress(snapshot.progress, text=text)
 
 
