@@ -8,16 +8,31 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from torchvision.utils import make_grid
 
 from gan.data import to_unit_range
 
 
 def grid_image(images: torch.Tensor, nrow: int = 10, scale: int = 1) -> Image.Image:
     """Images in [-1, 1], (N, 1, 28, 28), as one greyscale grid (white padding), optionally enlarged."""
-    grid = make_grid(to_unit_range(images.detach().float().cpu()), nrow=nrow, padding=2, pad_value=1.0)
-    pixels = (grid[0].numpy() * 255).round().astype(np.uint8)
+    grid = tile(to_unit_range(images.detach().float().cpu())[:, 0].numpy(), nrow)
+    pixels = (grid * 255).round().astype(np.uint8)
     return enlarge(Image.fromarray(pixels, mode="L"), scale)
+
+
+def tile(images: np.ndarray, nrow: int, padding: int = 2, fill: float = 1.0) -> np.ndarray:
+    """Images (N, H, W) in rows of `nrow`, each `padding` pixels of `fill` from its neighbours and the edges; one
+    image alone comes back as it is. torchvision's make_grid draws the same, but importing torchvision costs a
+    second or more of CPU on the way to a run's first step."""
+    count, height, width = images.shape
+    if count == 1:
+        return images[0]
+    columns = min(nrow, count)
+    rows = -(-count // columns)
+    grid = np.full((rows * (height + padding) + padding, columns * (width + padding) + padding), fill, images.dtype)
+    for index, image in enumerate(images):
+        top, left = (padding + (height + padding) * k for k in divmod(index, columns))
+        grid[top : top + height, left : left + width] = image
+    return grid
 
 
 def enlarge(picture: Image.Image, scale: int) -> Image.Image:

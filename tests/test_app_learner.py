@@ -60,3 +60,17 @@ def test_paused_and_stopped_runs_say_so_in_the_sidebar_the_progress_and_the_time
     assert f"stopped at step {step:,}, saved" in " ".join(caption.value for caption in at.sidebar.caption)
     at.switch_page("views/timeline.py").run()
     assert f"It stopped at step {step:,}" in " ".join(info.value for info in at.info)
+
+
+@pytest.mark.slow
+def test_a_collapsed_epoch_names_every_missing_digit_in_one_warning(root):
+    at = open_app(settings=False)
+    at.selectbox(key="run").set_value("mode-collapse").run()
+    at.session_state["timeline_epoch_mode-collapse"] = 1
+    at.switch_page("views/timeline.py").run(timeout=120)
+    assert not at.exception
+    balance = [warning.value for warning in at.warning if "Missing" in warning.value]
+    assert len(balance) == 1, "one line, not one per digit"
+    missing = balance[0].split("Missing: ")[1].split(".")[0].split(", ")
+    assert len(missing) > 5 and "9" in missing, "digits past the fifth are named too"
+    assert "Over-represented: 8." in balance[0]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from gan.images import enlarge, enlarge_png, grid_image, grid_png, ping_pong_gif, progression_gif
+from gan.images import enlarge, enlarge_png, grid_image, grid_png, ping_pong_gif, progression_gif, tile
 
 
 def images(count: int, value: float = 1.0) -> torch.Tensor:
@@ -50,3 +52,10 @@ def test_the_ping_pong_animation_runs_forwards_then_back():
         animation.seek(frame)
         shades.append(animation.convert("L").getpixel((14, 14)))
     assert shades == shades[:5] + shades[3:0:-1] and shades[:5] == sorted(shades[:5])
+
+
+def test_grids_are_laid_out_as_torchvision_lays_them_out():
+    make_grid = pytest.importorskip("torchvision.utils").make_grid
+    for count, nrow in [(100, 10), (7, 3), (23, 5), (3, 10), (1, 10)]:
+        images = torch.rand(count, 1, 28, 28)
+        assert np.array_equal(tile(images[:, 0].numpy(), nrow), make_grid(images, nrow, 2, pad_value=1.0)[0].numpy())

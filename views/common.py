@@ -20,6 +20,7 @@ from gan.config import Config
 from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
 from gan.images import png_bytes
 from gan.jobs.session import Status, TrainingSession
+from gan.jobs.warmup import start_warm_up
 from gan.lab.latent import Directions, principal_directions, typical_distance
 from gan.series import smooth, thin
 from gan.store.history import ChangeRecord, EpochRecord, History, StepRecord
@@ -52,7 +53,9 @@ def release_session(session: TrainingSession) -> None:
 
 @st.cache_resource(on_release=release_session)
 def get_session() -> TrainingSession:
-    """One trainer for the whole server: every tab and every refresh attaches to the same job."""
+    """One trainer for the whole server: every tab and every refresh attaches to the same job. Made with the first
+    page, it also starts loading what a first training step needs, while the page is read (gan.jobs.warmup)."""
+    start_warm_up()
     return TrainingSession()
 
 

@@ -147,12 +147,23 @@ class ProgressBar:
             f"epoch {epochs_done}: {seconds:.1f} s, {images / max(seconds, 1e-9):,.0f} images/s" + scores_text(record)
         )
 
+    def on_scores(self, record: EpochRecord) -> None:  # scored beside the training, so a little later
+        self.bar.write(f"epoch {record.epoch} scored" + scores_text(record))
+
 
 def train_with_progress(run: Run, trainer: Trainer, control: Control, max_minutes: float | None) -> str:
     progress = ProgressBar(trainer)
     max_seconds = None if max_minutes is None else max_minutes * 60
     try:
-        return train_run(run, trainer, control, progress.on_step, progress.on_epoch, max_seconds=max_seconds)
+        return train_run(
+            run,
+            trainer,
+            control,
+            progress.on_step,
+            progress.on_epoch,
+            max_seconds=max_seconds,
+            on_scores=progress.on_scores,
+        )
     finally:
         progress.bar.close()
 

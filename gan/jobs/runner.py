@@ -15,6 +15,7 @@ from gan.config import Config
 from gan.control import Control, Outcome
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.images import grid_png
+from gan.jobs.scoring import EpochScorer
 from gan.models import check_memory
 from gan.scoring.diagnose import sample_spread
 from gan.scoring.metrics import score_generator
@@ -25,6 +26,7 @@ from gan.train import ChangeCallback, Trainer, TrainingDiverged
 
 StepCallback = Callable[[StepRecord], None]
 EpochCallback = Callable[[int, EpochRecord, bytes], None]  # (epochs done, the epoch's record, its sample grid PNG)
+ScoresCallback = Callable[[EpochRecord], None]  # an epoch's record once its scores are in (gan.jobs.scoring)
 SaveErrorCallback = Callable[[OSError], None]
 
 
@@ -104,8 +106,10 @@ def continue_target(last_saved: int, planned: int, more: int = 5) -> int:
 
 
 class Recorder:
-    """Listens to a trainer and writes its run folder: step records, and at each epoch's end its record (scored
-    when the config asks), its state and its sample grid; the exact state when training stops early.
+    """Listens to a trainer and writes its run folder: step records, and at each epoch's end its record, its state
+    and its sample grid; the exact state when training stops early. When the config asks, epochs are scored beside
+    the training (gan.jobs.scoring): a scored epoch's record reaches the history, and `on_scores`, once its scores
+    are in; `on_epoch` has it at the epoch's end, without them.
 
     A failed write (disk full, read-only folder) goes to `on_save_error`, which may wait for the user to fix it:
     the write is then tried again. Without that callback the error is raised. Saved epochs are never touched.
@@ -120,16 +124,19 @@ class Recorder:
         on_epoch: EpochCallback | None = None,
         on_save_error: SaveErrorCallback | None = None,
         on_change: ChangeCallback | None = None,
+        on_scores: ScoresCallback | None = None,
     ):
         self.run, self.trainer, self.control = run, trainer, control
         self.on_step, self.on_epoch, self.on_save_error = on_step, on_epoch, on_save_error
-        self.on_change = on_change
+        self.on_change, self.on_scores = on_change, on_scores
         self.pending: list[Record] = []  # records not yet appended to the history file
+        self.scorer = EpochScorer(trainer.G_ema, score_generator if trainer.config.evaluate else None)
 
     def record_step(self, metrics: StepRecord) -> None:
         self.pending.append(metrics)
         if self.on_step:
             self.on_step(metrics)
+        self.take_epochs(self.scorer.ready())
 
     def record_change(self, change: ChangeRecord) -> None:
         self.pending.append(change)
@@ -141,10 +148,10 @@ class Recorder:
         The fixed noise is drawn once, for the record's spread, the saved grid and the callback's."""
         trainer, config = self.trainer, self.trainer.config
         samples = trainer.sample_fixed()
-        scores = score_generator(trainer.G_ema) if config.evaluate else None
         spread = sample_spread(samples)  # the diagnosis tells collapse from variety by it
-        record = EpochRecord(epochs_done, trainer.step, trainer.seconds, scores, spread)
-        self.pending.append(record)
+        record = EpochRecord(epochs_done, trainer.step, trainer.seconds, None, spread)
+        self.scorer.submit(record, last=epochs_done == config.epochs)  # scores this G_ema's copy, if due
+        self.take_epochs(self.scorer.ready(), flush=False)
         self.flush()
         grid = grid_png(samples)
         if epochs_done % config.checkpoint_every == 0 or epochs_done == config.epochs:
@@ -156,12 +163,23 @@ class Recorder:
         state, config = self.trainer.state_dict(), self.trainer.config
         self.save(lambda: self.run.save_epoch(epochs_done, state, config, grid))
 
+    def take_epochs(self, records: list[EpochRecord], flush: bool = True) -> None:
+        """Epoch records handed back by the scorer, in epoch order: into the history (at once when `flush`)."""
+        self.pending.extend(records)
+        for record in records:
+            if record.scores is not None and self.on_scores:
+                self.on_scores(record)
+        if records and flush:
+            self.flush()
+
     def flush(self) -> None:
         self.save(lambda: self.run.append_history(self.pending))
         self.pending.clear()
 
     def finish(self, outcome: Outcome) -> None:
-        """After the loop: the last records, and the state of a run stopped mid-way (no trained step is lost)."""
+        """After the loop: the last epochs' scores, the last records, and the state of a run stopped mid-way (no
+        trained step is lost)."""
+        self.take_epochs(self.scorer.finish(), flush=False)
         self.flush()
         if outcome != Outcome.FINISHED:
             self.save(lambda: self.run.save_latest(self.trainer.state_dict(), self.trainer.config))
@@ -190,10 +208,11 @@ def train_run(
     on_change: ChangeCallback | None = None,
     before_requested_step: Callable[[Player], None] | None = None,
     slow_step: Callable[[torch.Tensor, torch.Tensor], StepRecord] | None = None,
+    on_scores: ScoresCallback | None = None,
 ) -> Outcome:
     """Train and keep the run folder up to date (see Recorder). Returns how the loop ended."""
     control = control or Control()
-    recorder = Recorder(run, trainer, control, on_step, on_epoch, on_save_error, on_change)
+    recorder = Recorder(run, trainer, control, on_step, on_epoch, on_save_error, on_change, on_scores)
     try:
         outcome = trainer.run(
             control,
@@ -205,7 +224,11 @@ def train_run(
             slow_step=slow_step,
         )
     except TrainingDiverged:
+        recorder.take_epochs(recorder.scorer.finish(timeout=0), flush=False)  # unscored, not waited for
         recorder.flush()  # the steps before the bad one are kept
+        raise
+    except BaseException:
+        recorder.scorer.finish(timeout=0)  # the scoring worker ends with the job
         raise
     recorder.finish(outcome)
     return outcome

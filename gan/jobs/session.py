@@ -225,6 +225,7 @@ class Job:
             on_change=self.on_change,
             before_requested_step=self.before_requested_step,
             slow_step=self.slow_step,
+            on_scores=self.on_scores,
         )
         ended = Status.FINISHED if outcome == Outcome.FINISHED else Status.STOPPED
         return ended, self.final_changes()
@@ -340,6 +341,11 @@ class Job:
     def on_epoch(self, epochs_done: int, record: EpochRecord, samples_png: bytes) -> None:
         self.epoch_records.append(record)
         self.session.publish(**self.epoch_changes(samples_png))
+
+    def on_scores(self, scored: EpochRecord) -> None:
+        """An epoch's scores came in (scored beside the training): its record replaces the unscored one."""
+        self.epoch_records = [scored if record.epoch == scored.epoch else record for record in self.epoch_records]
+        self.session.publish(epoch_records=tuple(self.epoch_records))
 
     def on_save_error(self, error: OSError) -> None:
         reason = (

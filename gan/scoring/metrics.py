@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -34,6 +33,7 @@ from gan.data import DEFAULT_DATA_DIR, IMAGE_SIZE, NUM_CLASSES, load_mnist
 from gan.lab.latent import sample
 from gan.scoring.judge import Judges, load_judges
 from gan.scoring.judge_models import Judge, judge_outputs
+from gan.scoring.real_stats import real_fits
 from gan.scoring.scores import Scores
 
 COVERED_FRACTION = 0.01  # a class counts as covered when at least 1% of the samples are judged to be that digit
@@ -66,6 +66,8 @@ def feature_stats(features: np.ndarray | torch.Tensor) -> FeatureStats:
 
 def frechet_distance(a: FeatureStats, b: FeatureStats, eps: float = 1e-6) -> float:
     """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), as in pytorch-fid."""
+    import scipy.linalg  # here, not at the top: a third of a second that training's start need not wait for
+
     diff = a.mean - b.mean
     with warnings.catch_warnings():
         # dead ReLU features make both covariances singular; sqrtm still works but warns every time
@@ -163,11 +165,13 @@ def reference(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> Referenc
     with _REFERENCE_LOCK:
         cached = _REFERENCES.setdefault(judge, {})
         if key not in cached:
+            stats = real_fits(judge, lambda model, images: judge_outputs(model, images)[0], data_dir)  # stored
+            by_class = tuple(FeatureStats(digit.mean, digit.cov, digit.count) for digit in stats.digits)
             test = load_mnist(data_dir, "test")
-            features, _ = judge_outputs(judge, test.images)
             chosen = torch.randperm(len(test), generator=torch.Generator().manual_seed(REFERENCE_SEED))
-            by_class = tuple(feature_stats(features[test.labels == digit]) for digit in range(NUM_CLASSES))
-            cached[key] = Reference(feature_stats(features), neighbourhoods(features[chosen[:EVAL_SAMPLES]]), by_class)
+            features, _ = judge_outputs(judge, test.images[chosen[:EVAL_SAMPLES]])  # as in a pass over all 10,000
+            overall = FeatureStats(stats.overall.mean, stats.overall.cov, stats.overall.count)
+            cached[key] = Reference(overall, neighbourhoods(features), by_class)
         return cached[key]
 
 

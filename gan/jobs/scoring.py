@@ -1,0 +1,174 @@
+"""Scoring a run's epochs beside its training, so that a score never stops the training loop.
+
+At an epoch's end the trainer's EMA generator is copied (its state_dict, a few hundred kB) and the copy is scored
+on a worker thread while training goes on: a score always belongs to the epoch whose weights it names, and equals
+what scoring those weights inline would give (the same samples, judges and threads).
+
+Scoring 2,000 samples on both judges costs a few CPU-seconds, as much as a short epoch of the quick start, and on
+a small CPU the worker takes those seconds from training (both use every core). So epochs are scored on a budget:
+an epoch is scored when the worker is idle and scoring has so far taken at most `SCORING_SHARE` of the wall time
+since training began. The last epoch is always scored. Long epochs (the presets' full ones) are all scored; the
+quick start's short ones every few epochs. An epoch left unscored is saved unscored, as with scoring off, and
+`python -m gan eval` scores it later.
+
+Epoch records come back in epoch order, each once its scores are in; the caller writes them to the run's history.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from gan.store.history import EpochRecord
+
+SCORING_SHARE = 0.10  # of the wall time since training began, at most, spent scoring (the last epoch excepted)
+
+
+class ScoringFailed(RuntimeError):
+    """Scoring an epoch raised an error; raised again on the training thread, as scoring inline would."""
+
+
+@dataclass
+class _Slot:
+    """An epoch waiting for its record to be handed back: scored (`weights` given) or not."""
+
+    record: EpochRecord
+    weights: dict[str, torch.Tensor] | None
+    done: bool = False
+
+
+class EpochScorer:
+    """Scores epochs on a worker thread from copies of the EMA generator taken at each epoch's end.
+
+    `submit` is called on the training thread at each epoch's end; `ready` hands back, without waiting, the epoch
+    records whose turn has come (in epoch order); `finish` waits for all of them. `score(G)` is the scoring function
+    (gan.scoring.metrics.score_generator), None for a run that is not scored; `clock` a monotonic clock in seconds."""
+
+    def __init__(
+        self,
+        G_ema: nn.Module,
+        score: Callable[[nn.Module], Any] | None,
+        share: float = SCORING_SHARE,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.G_ema, self.score, self.share, self.clock = G_ema, score, share, clock
+        self.model: nn.Module | None = None  # the worker's own copy of G_ema, made at the first score
+        self.started = clock()
+        self.spent = 0.0  # wall seconds of finished scores
+        self.scoring_since: float | None = None  # when the score in progress began
+        self.slots: deque[_Slot] = deque()  # submitted, not yet handed back, in epoch order
+        self.error: BaseException | None = None
+        self.closed = False  # set by `finish`: the worker ends once it has nothing left to do
+        self.changed = threading.Condition()
+        self.thread: threading.Thread | None = None
+
+    # --- the training thread's side ---
+
+    def due(self, last: bool = False) -> bool:
+        """Whether an epoch ending now is scored: the last always; another when the worker has nothing to do and
+        scoring has so far taken at most `share` of the wall time since training began."""
+        with self.changed:
+            if self.score is None:
+                return False
+            return last or (self.idle and self.spent <= self.share * (self.clock() - self.started))
+
+    @property
+    def idle(self) -> bool:
+        """No epoch is being scored or waiting to be."""
+        with self.changed:
+            return all(slot.done for slot in self.slots)
+
+    def submit(self, record: EpochRecord, last: bool = False) -> bool:
+        """Queue an epoch's record; if it is due, with a copy of G_ema's weights as they are now, to score. Returns
+        whether it will be scored."""
+        scored = self.due(last)
+        weights = {name: value.detach().clone() for name, value in self.G_ema.state_dict().items()} if scored else None
+        with self.changed:
+            self.slots.append(_Slot(record, weights, done=weights is None))
+            self.changed.notify_all()
+        if scored:
+            self._start_worker()
+        return scored
+
+    def ready(self) -> list[EpochRecord]:
+        """The records whose turn has come: the oldest ones, as long as each is scored or left unscored."""
+        with self.changed:
+            self._raise_error()
+            out = []
+            while self.slots and self.slots[0].done:
+                out.append(self.slots.popleft().record)
+            return out
+
+    def finish(self, timeout: float | None = None) -> list[EpochRecord]:
+        """Wait until every submitted epoch is scored (at most `timeout` seconds), stop the worker and return the
+        remaining records; those still unscored after a timeout come back without scores."""
+        deadline = None if timeout is None else self.clock() + timeout
+        with self.changed:
+            while not all(slot.done for slot in self.slots) and self.error is None:
+                left = None if deadline is None else deadline - self.clock()
+                if left is not None and left <= 0:
+                    break
+                self.changed.wait(left)
+            for slot in self.slots:
+                slot.done, slot.weights = True, None
+            self.closed = True
+            self.changed.notify_all()  # the worker sees nothing left to do and ends
+        return self.ready()
+
+    @property
+    def share_spent(self) -> float:
+        """The share of the wall time since training began spent scoring so far."""
+        with self.changed:
+            running = 0.0 if self.scoring_since is None else self.clock() - self.scoring_since
+            return (self.spent + running) / max(self.clock() - self.started, 1e-9)
+
+    def _raise_error(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise ScoringFailed(f"scoring an epoch failed: {type(error).__name__}: {error}") from error
+
+    def _start_worker(self) -> None:
+        if self.thread is None:
+            self.model = copy.deepcopy(self.G_ema).eval().requires_grad_(False)
+            self.thread = threading.Thread(target=self._work, name="gan-scorer", daemon=True)
+            self.thread.start()
+
+    # --- the worker thread ---
+
+    def _next(self) -> _Slot | None:
+        """The oldest epoch waiting to be scored, waiting for one until `finish` closes the scorer."""
+        with self.changed:
+            while True:
+                waiting = [slot for slot in self.slots if not slot.done]
+                if waiting:
+                    self.scoring_since = self.clock()
+                    return waiting[0]
+                if self.closed:
+                    return None
+                self.changed.wait()
+
+    def _work(self) -> None:
+        while (slot := self._next()) is not None:
+            try:
+                self.model.load_state_dict(slot.weights)
+                scores = self.score(self.model)
+            except BaseException as error:  # raised again on the training thread
+                with self.changed:
+                    self.error, slot.done, slot.weights = error, True, None
+                    self.scoring_since = None
+                    self.changed.notify_all()
+                return
+            with self.changed:
+                if not slot.done:
+                    slot.record, slot.done, slot.weights = replace(slot.record, scores=scores), True, None
+                self.spent += self.clock() - self.scoring_since
+                self.scoring_since = None
+                self.changed.notify_all()

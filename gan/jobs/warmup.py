@@ -1,0 +1,66 @@
+"""Work done ahead in the app, while its first page is read, that a run's first training step would otherwise do
+after the click: importing PyTorch's compiler package (torch.optim imports it when the first optimiser is made,
+about two CPU-seconds), loading the MNIST training set, and running the quick start's networks forwards and
+backwards once (PyTorch prepares its convolution kernels for a shape the first time it meets it: most of a first
+step's time on a CPU).
+
+Nothing here draws a random number: the networks are built on the meta device, given zero weights, and thrown
+away, so a job building its own trainer at the same time (its weights drawn from the seeded global generator)
+gets exactly the weights it would get alone. A warm-up that fails costs nothing: the job does the same work itself,
+and reports its own errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+
+import torch
+
+from gan.config import Config
+from gan.data import load_mnist
+from gan.device import resolve_device, use_bf16
+from gan.losses import r1_penalty
+from gan.models import build_discriminator, build_generator
+from gan.presets import QUICK_START
+
+_lock = threading.Lock()
+_started = False
+
+
+def warm_up(config: Config | None = None) -> None:
+    """Import and load what a first step needs, and run its networks (the quick start's by default) once."""
+    importlib.import_module("torch._dynamo")  # what torch.optim imports at its first optimiser
+    config = config or Config.for_preset(**QUICK_START)
+    real = load_mnist().images[: config.batch_size]
+    device = resolve_device(config.device)
+    with torch.device("meta"):  # no weights drawn: the global random generator is left alone
+        G, D = build_generator(config), build_discriminator(config)
+    G, D = G.to_empty(device=device), D.to_empty(device=device)
+    for tensor in (*G.state_dict().values(), *D.state_dict().values()):
+        tensor.zero_()
+    z = torch.zeros(config.batch_size, config.latent_dim, device=device)
+    y = torch.zeros(config.batch_size, dtype=torch.long, device=device) if config.conditional else None
+    bf16 = use_bf16(config.precision, device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        fake = G(z, y)
+        loss = D(real.to(device), y).float().mean() + D(fake, y).float().mean()
+    loss.backward()
+    if config.r1_gamma > 0:  # the step's R1 penalty, a double backward, in fp32 as the trainer takes it
+        r1_penalty(D, real.to(device), y).backward()
+
+
+def start_warm_up() -> None:
+    """Warm up once per process, on a background thread."""
+    global _started
+    with _lock:
+        if _started:
+            return
+        _started = True
+    threading.Thread(target=_quietly, name="gan-warm-up", daemon=True).start()
+
+
+def _quietly() -> None:
+    with contextlib.suppress(Exception):
+        warm_up()

@@ -1,0 +1,103 @@
+import threading
+
+import pytest
+import torch
+
+from gan.jobs.runner import prepare_trainer, train_run
+from gan.jobs.scoring import EpochScorer, ScoringFailed
+from gan.models import build_generator
+from gan.scoring.metrics import score_generator
+from gan.store.history import EpochRecord
+from gan.store.run import Run, load_generator
+from tests.conftest import tiny_config, wait_for
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def record(epoch: int) -> EpochRecord:
+    return EpochRecord(epoch, step=epoch * 3, seconds=float(epoch))
+
+
+def generator() -> torch.nn.Module:
+    return build_generator(tiny_config()).eval()
+
+
+@pytest.mark.slow
+def test_a_runs_recorded_scores_are_the_inline_scores_of_its_saved_epochs(root):
+    """Epoch 1 is scored while epoch 2 trains on; each record still holds the scores of its own epoch's weights."""
+    run = Run.at("scored", root)
+    with run.lock():
+        train_run(run, prepare_trainer(run, tiny_config(epochs=2, steps_per_epoch=5, evaluate=True)))
+    records = run.history().epochs
+    assert [record.epoch for record in records] == [1, 2]
+    for record in records:
+        G, _, _ = load_generator(run, record.epoch)
+        assert record.scores == score_generator(G)
+    assert records[0].scores != records[1].scores, "the two epochs' weights differ"
+
+
+def test_an_unscored_run_hands_each_epoch_back_at_once():
+    scorer = EpochScorer(generator(), None)
+    assert not scorer.submit(record(1), last=True)
+    assert scorer.ready() == [record(1)]
+
+
+def test_training_goes_on_while_an_epoch_is_scored():
+    release, scoring = threading.Event(), threading.Event()
+
+    def slow_score(G):
+        scoring.set()
+        release.wait(60)
+        return "scores"
+
+    scorer = EpochScorer(generator(), slow_score, share=1.0)
+    scorer.submit(record(1))
+    wait_for(scoring.is_set)
+    scorer.submit(record(2))  # the worker is busy: epoch 2 is saved unscored, in its turn
+    assert scorer.ready() == [], "epoch 1's record waits for its scores, and epoch 2's for epoch 1's"
+    release.set()
+    assert [(r.epoch, r.scores) for r in scorer.finish()] == [(1, "scores"), (2, None)]
+
+
+def test_epochs_are_scored_within_the_share_and_the_last_always():
+    clock = FakeClock()
+
+    def score(G):  # each score takes 5 s of the clock
+        clock.now += 5
+        return f"scored at {clock.now:.0f}"
+
+    scorer = EpochScorer(generator(), score, share=0.1, clock=clock)
+    records = []
+    for epoch in range(1, 13):  # an epoch every 10 s; scoring may take 10% of the time so far
+        clock.now = 10.0 * epoch
+        scorer.submit(record(epoch), last=epoch == 12)
+        wait_for(lambda: scorer.idle)
+        records += scorer.ready()
+    records += scorer.finish()
+    assert [r.epoch for r in records] == list(range(1, 13))
+    # epoch 1: 0 s spent; then 5 s, within 10% from 50 s on; 10 s from 100 s on; and the last
+    assert [r.epoch for r in records if r.scores] == [1, 5, 10, 12]
+
+
+def test_a_failed_score_fails_on_the_training_thread():
+    def broken(G):
+        raise ValueError("judge file damaged")
+
+    scorer = EpochScorer(generator(), broken)
+    scorer.submit(record(1), last=True)
+    with pytest.raises(ScoringFailed, match="judge file damaged"):
+        scorer.finish()
+
+
+def test_finish_gives_up_after_its_timeout_and_keeps_the_epoch_unscored():
+    release = threading.Event()
+    scorer = EpochScorer(generator(), lambda G: release.wait(60) and "late", share=1.0)
+    scorer.submit(record(1), last=True)
+    assert [(r.epoch, r.scores) for r in scorer.finish(timeout=0.05)] == [(1, None)]
+    release.set()
