@@ -8,8 +8,9 @@ FOLLOW_EVERY seconds and redraws the page only when a new epoch is saved, or the
 page (the D's-eye map, the push maps) is cached by (run, epoch), so that redraw computes the new epoch's alone.
 """
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import streamlit as st
@@ -22,6 +23,7 @@ from gan.store.listing import RunInfo
 from gan.store.run import Run
 from views import common, experiment, inside
 
+UNSURE = 0.6  # below this mean confidence of the judge, the samples are not clear digits yet
 PLAY_FRAMES = 40  # at most this many epochs in the in-page animation
 PLAY_SECONDS = 0.35
 FOLLOW_EVERY = 5.0  # seconds between looks for a new epoch of the run training now (a look is one folder listing)
@@ -103,8 +105,26 @@ def show_scores(record: EpochRecord | None, conditional: bool) -> None:
             help="Share of samples the judge reads as the digit that was asked for.",
         )
     st.plotly_chart(common.scores_figure(scores.histogram), key="timeline_histogram")
-    for warning in scores.warnings[:5]:
-        st.warning(common.plain(warning))
+    balance = digit_balance(scores.warnings)
+    if balance and scores.mean_confidence < UNSURE:  # noise read as digits: a reading, not a finding
+        st.info(
+            f"The judge is unsure of these samples ({scores.mean_confidence:.0%} confident on average): they "
+            f"are not clear digits yet, so the balance of digits says little. {balance}"
+        )
+    elif balance:
+        st.warning(balance)
+
+
+def digit_balance(warnings: Sequence[str]) -> str:
+    """All the metric's digit warnings in one line, every digit named: "Missing: 0, 1, 2. Over-represented: 8."."""
+    named: dict[str, list[str]] = {}
+    for warning in warnings:
+        found = re.fullmatch(r"digit (\d) is ([a-z-]+) .*", warning)
+        if found:
+            named.setdefault(found[2], []).append(found[1])
+    parts = [f"{kind.capitalize()}: {', '.join(digits)}." for kind, digits in named.items()]
+    return " ".join(parts) + " Expected: about 10% of samples each." if parts else ""
+
 
 
 def scores_over_time(records: dict[int, EpochRecord], epoch: int) -> None:
