@@ -74,3 +74,17 @@ def test_a_collapsed_epoch_names_every_missing_digit_in_one_warning(root):
     missing = balance[0].split("Missing: ")[1].split(".")[0].split(", ")
     assert len(missing) > 5 and "9" in missing, "digits past the fifth are named too"
     assert "Over-represented: 8." in balance[0]
+
+
+@pytest.mark.slow
+def test_play_moves_the_slider_and_the_charts_marker_to_the_last_epoch(root):
+    saved_run(root, epochs=3)
+    at = open_app(settings=False)
+    at.session_state["timeline_epoch_saved"] = 1
+    at.switch_page("views/timeline.py").run(timeout=120)
+    assert at.select_slider(key="timeline_epoch_saved").value == 1
+    at.button(key="timeline_play").click().run(timeout=300)
+    assert not at.exception
+    assert at.select_slider(key="timeline_epoch_saved").value == 3, "the slider went along"
+    assert "Scores at epoch 3" in [header.value for header in at.subheader], "the page below followed"
+    assert "timeline_play" in [button.key for button in at.button], "Play is offered again once played"

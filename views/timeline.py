@@ -10,7 +10,7 @@ page (the D's-eye map, the push maps) is cached by (run, epoch), so that redraw 
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 
 import streamlit as st
@@ -45,7 +45,9 @@ def epoch_slider(name: str, epochs: list[int]) -> int:
     """The chosen epoch. Left at the newest epoch, the slider follows new epochs as a live run saves them."""
     key, newest_key = f"timeline_epoch_{name}", f"timeline_newest_{name}"
     state = st.session_state
-    if state.get(key) not in epochs or state.get(key) == state.get(newest_key):
+    if state.get(f"timeline_next_{name}") in epochs:  # Play's next frame: the slider moves, and all with it
+        state[key] = state.pop(f"timeline_next_{name}")
+    elif state.get(key) not in epochs or state.get(key) == state.get(newest_key):
         state[key] = epochs[-1]
     state[newest_key] = epochs[-1]
     if len(epochs) == 1:
@@ -54,16 +56,31 @@ def epoch_slider(name: str, epochs: list[int]) -> int:
     return st.select_slider("Epoch", epochs, key=key, help="Drag to travel through training; the charts mark it.")
 
 
-def play(slot, run: Run, epochs: list[int], on_frame: Callable[[int], None]) -> None:
-    """Animate the grid (and, through `on_frame`, the D's-eye map) from the first saved epoch to the last."""
+def start_play(name: str, epochs: list[int]) -> None:
+    """Play from the first saved epoch to the last, at most PLAY_FRAMES of them: each frame is the whole page at
+    that epoch (the slider, the grid, the charts' marker, the scores and the map move together)."""
     stride = max(1, -(-len(epochs) // PLAY_FRAMES))
-    for epoch in epochs[::stride] + ([epochs[-1]] if (len(epochs) - 1) % stride else []):
-        started = time.perf_counter()
-        picture = enlarged(run, epoch)
-        if picture is not None:
-            slot.image(picture, caption=f"Epoch {epoch}")
-        on_frame(epoch)
-        time.sleep(max(0.0, PLAY_SECONDS - (time.perf_counter() - started)))
+    frames = epochs[::stride] + ([epochs[-1]] if (len(epochs) - 1) % stride else [])
+    st.session_state[f"timeline_playing_{name}"] = frames[1:]
+    st.session_state[f"timeline_next_{name}"] = frames[0]
+
+
+def stop_play(name: str) -> None:
+    st.session_state.pop(f"timeline_playing_{name}", None)
+
+
+def next_frame(name: str, started: float) -> None:
+    """After a frame is drawn: wait out the frame's time, then draw the next one (none left: Play ends)."""
+    frames = st.session_state.get(f"timeline_playing_{name}")
+    if frames is None:
+        return
+    if not frames:
+        stop_play(name)
+        st.rerun()
+    time.sleep(max(0.0, PLAY_SECONDS - (time.perf_counter() - started)))
+    st.session_state[f"timeline_playing_{name}"] = frames[1:]
+    st.session_state[f"timeline_next_{name}"] = frames[0]
+    st.rerun()
 
 
 def score_text(value: float | None, digits: int = 2) -> str:
@@ -193,19 +210,27 @@ def follow(run: Run, shown: list[int]) -> None:
 def timeline(info: RunInfo, run: Run, epochs: list[int]) -> None:
     """Everything under the title, for the run's saved epochs."""
     name = info.name
+    started = time.perf_counter()
     if not epochs:
         st.info(f"Run **{common.plain(name)}** has no saved epochs yet: the first is saved at the end of epoch 1.")
         return
     history = common.history_of(run)
     records = epoch_records(history)
     epoch = epoch_slider(name, epochs)
+    links.keep(epoch=epoch)
     with st.container(horizontal=True):
-        playing = st.button(
-            "Play",
-            key="timeline_play",
-            icon=":material/play_arrow:",
-            help="Animate the grid and the discriminator's map from the first saved epoch to the last.",
-        )
+        if f"timeline_playing_{name}" in st.session_state:
+            st.button("Stop", key="timeline_stop", icon=":material/stop:", on_click=stop_play, args=(name,))
+        else:
+            st.button(
+                "Play",
+                key="timeline_play",
+                icon=":material/play_arrow:",
+                help="Move the slider from the first saved epoch to the last: the grid, the charts' marker, the "
+                "scores and the discriminator's map below follow it.",
+                on_click=start_play,
+                args=(name, epochs),
+            )
         gif = partial(progression, run, epochs)  # the GIF is made only when the button is clicked
         common.download("Download the progression (GIF)", gif, f"{name}-progression.gif", "timeline_gif")
     grid_column, chart_column = st.columns([2, 3], gap="large")
@@ -226,14 +251,9 @@ def timeline(info: RunInfo, run: Run, epochs: list[int]) -> None:
     st.subheader("Diagnosis")
     experiment.diagnosis(history)
     scores_over_time(records, epoch)
-    frames = inside.look_inside(run, name, epoch, info.config.conditional, records)
+    inside.look_inside(run, name, epoch, info.config.conditional, records)
     compare(run, name, epochs)
-    if playing:  # last, once every placeholder it animates exists
-        play(slot, run, epochs, lambda shown: inside.map_frame(frames, run, shown))
-        picture = enlarged(run, epoch)
-        if picture is not None:
-            slot.image(picture, caption=f"Epoch {epoch}: the same 100 noise vectors every epoch")
-        frames.empty()
+    next_frame(name, started)
 
 
 def page() -> None:
