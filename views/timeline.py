@@ -217,7 +217,6 @@ def timeline(info: RunInfo, run: Run, epochs: list[int]) -> None:
     history = common.history_of(run)
     records = epoch_records(history)
     epoch = epoch_slider(name, epochs)
-    links.keep(epoch=epoch)
     with st.container(horizontal=True):
         if f"timeline_playing_{name}" in st.session_state:
             st.button("Stop", key="timeline_stop", icon=":material/stop:", on_click=stop_play, args=(name,))
