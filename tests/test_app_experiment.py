@@ -70,7 +70,7 @@ def test_a_learning_rate_changed_while_training_is_applied_and_marked_on_the_cha
     snapshot = session.snapshot()
     assert snapshot.config.lr_d == 0.002 and [c.field for c in snapshot.changes] == ["lr_d"]
     labels = [a["text"] for spec in chart_specs(at) for a in spec["layout"].get("annotations", [])]
-    assert labels.count("lr_d=0.002") == 2, "a labelled line on both live charts"
+    assert labels.count("D learning rate 0.002") == 2, "a labelled line on both live charts"
     assert at.number_input(key="live_lr_d").value == pytest.approx(0.002)
     assert WAITING not in captions(at)
 
@@ -91,7 +91,7 @@ def test_apply_returns_at_once_and_the_page_shows_the_change_once_the_job_takes_
     wait_until(at, lambda: session.snapshot().changes)
     assert WAITING not in captions(at)
     labels = [a["text"] for spec in chart_specs(at) for a in spec["layout"].get("annotations", [])]
-    assert "lr_d=0.002" in labels
+    assert "D learning rate 0.002" in labels
 
 
 def test_a_bad_live_value_is_explained_and_changes_nothing(root):
@@ -172,10 +172,10 @@ def test_the_compare_page_overlays_runs_and_lists_what_differs(root):
     assert sorted(at.multiselect(key="compare_runs").value) == ["calm", "fast-d"]
     table = at.dataframe[0].value
     settings = dict(zip(table["setting"], table["fast-d"], strict=True))
-    assert settings["lr_d"] == "0.002" and settings["changes mid-run"] == "step 4: loss bce -> hinge"
+    assert settings["D learning rate"] == "0.002" and settings["changes mid-run"] == "step 4: loss bce -> hinge"
     specs = chart_specs(at)
     assert {trace["name"] for spec in specs for trace in spec["data"]} == {"calm", "fast-d"}
-    assert any(a["text"] == "loss=hinge" for spec in specs for a in spec["layout"].get("annotations", []))
+    assert any(a["text"] == "Loss hinge" for spec in specs for a in spec["layout"].get("annotations", []))
     assert sorted(image.captions[0] for image in at.image) == ["calm, epoch 2", "fast-d, epoch 2"]
     at.segmented_control(key="compare_axis").set_value("images").run()
     assert not at.exception

@@ -144,7 +144,7 @@ def change_while_training(page, url: str, screens: Screens) -> None:
     field.fill("0.002")
     field.press("Tab")
     form.get_by_role("button", name="Apply").click()
-    marker = page.locator("[data-testid='stPlotlyChart']").first.get_by_text("lr_d=0.002")
+    marker = page.locator("[data-testid='stPlotlyChart']").first.get_by_text("D learning rate 0.002")
     marker.wait_for(timeout=TRAINING_WAIT)
     screens.take("07-learning-rate-changed")
     page.get_by_role("button", name="Stop").click()

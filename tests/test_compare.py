@@ -56,8 +56,8 @@ def test_curves_align_on_epochs_images_and_seconds(runs):
 
 def test_change_marks_sit_after_their_step(runs):
     switched = runs[2]
-    assert change_marks(switched, "epoch") == [(pytest.approx(4 / 3), "loss=hinge")]
-    assert change_marks(switched, "images") == [(64.0, "loss=hinge")]
+    assert change_marks(switched, "epoch") == [(pytest.approx(4 / 3), "Loss hinge")]
+    assert change_marks(switched, "images") == [(64.0, "Loss hinge")]
 
 
 def test_score_table_has_the_columns_any_epoch_has():

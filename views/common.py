@@ -16,7 +16,7 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from gan.config import Config
+from gan.config import SETTINGS, Config
 from gan.data import DEFAULT_DATA_DIR, Dataset, load_mnist
 from gan.images import png_bytes
 from gan.jobs.session import Status, TrainingSession
@@ -298,7 +298,14 @@ def epoch_markers(epoch_records: Sequence[EpochRecord]) -> list[Marker]:
 
 def change_markers(change_records: Sequence[ChangeRecord]) -> list[Marker]:
     """A labelled line per setting changed mid-run, where it took effect (after its step)."""
-    return [Marker(record.step, f"{record.field}={format_value(record.new)}") for record in change_records]
+    return [
+        Marker(record.step, f"{setting_name(record.field)} {format_value(record.new)}") for record in change_records
+    ]
+
+
+def setting_name(field: str) -> str:
+    """The name a learner reads for a setting: the form's label ("D learning rate"), not the code's (lr_d)."""
+    return SETTINGS[field].label if field in SETTINGS else field
 
 
 def format_value(value: Any) -> str:
@@ -327,8 +334,9 @@ def fid_figure(epochs: Sequence[int], fids: Sequence[float], epoch: int) -> go.F
     """FID against the epoch, with the chosen epoch marked."""
     figure = go.Figure(go.Scatter(x=list(epochs), y=list(fids), mode="lines+markers", name="FID"))
     xaxis = {"title": "epoch", "dtick": max(1, len(epochs) // 10)}
+    yaxis = {"title": "FID (log scale)", "type": "log"}  # the first epoch's noise (~700) would flatten the rest
     shapes = [vertical_line(epoch, 2, "dash", HIGHLIGHT)]
-    figure.update_layout(chart_layout("FID by epoch (lower is better)", 240, xaxis=xaxis, shapes=shapes))
+    figure.update_layout(chart_layout("FID by epoch (lower is better)", 240, xaxis=xaxis, yaxis=yaxis, shapes=shapes))
     return figure
 
 

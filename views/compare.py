@@ -89,8 +89,11 @@ def settings_table(runs: list[compare.RunRecord]) -> None:
     if not differing:
         st.caption("These runs have the same settings.")
         return
-    rows = [{"setting": name, **{run.name: compare.format_setting(value) for run, value in zip(runs, row, strict=True)}}
-            for name, row in differing.items()]  # fmt: skip
+    rows = [
+        {"setting": common.setting_name(name)}
+        | {run.name: compare.format_setting(value) for run, value in zip(runs, row, strict=True)}
+        for name, row in differing.items()
+    ]
     st.dataframe(rows, hide_index=True, key="compare_settings")
 
 

@@ -37,6 +37,14 @@ def new_seed() -> None:
     st.session_state["latent_seed"] = random.randrange(10_000)
 
 
+def strip_caption(
+    seed_a: object, seed_b: int, digit_a: int | None, digit_b: int | None, method: str, yours: bool
+) -> str:
+    """E.g. "seed 1 (a 1) → seed 2 (a 7), spherical"."""
+    start = f"{'' if yours else 'seed '}{seed_a}" + ("" if digit_a is None else f" (a {digit_a})")
+    return f"{start} → seed {seed_b}" + ("" if digit_b is None else f" (a {digit_b})") + f", {method}"
+
+
 def digit_labels(digit: int | None) -> torch.Tensor | None:
     return None if digit is None else torch.tensor([digit])
 
@@ -114,7 +122,7 @@ def interpolation(G: Generator, config: Config, file_stem: str, zoom: int, start
         strip = interpolate(G, int(seed_a), int(seed_b), steps, method == "spherical", digit_a, digit_b)
     stem = f"{file_stem}-{str(seed_a).replace(' ', '-')}-to-{seed_b}"
     picture = grid_image(strip, nrow=steps, scale=zoom)
-    st.image(png_bytes(picture), caption=f"{'' if from_yours else 'seed '}{seed_a} → seed {seed_b}, {method}")
+    st.image(png_bytes(picture), caption=strip_caption(seed_a, seed_b, digit_a, digit_b, method, from_yours))
     with st.container(horizontal=True):
         common.download("Download PNG", png_bytes(picture), f"{stem}.png", "latent_strip_png")
         common.download("Download GIF", lambda: ping_pong_gif(strip), f"{stem}.gif", "latent_strip_gif")
@@ -136,7 +144,7 @@ def directions(
             seed = st.number_input("Seed of the sample", min_value=0, value=0, step=1, key="latent_direction_seed")
             if config.conditional:
                 digit = st.segmented_control(
-                    "Digit of the sample", range(10), default=8, key="latent_direction_digit", required=True
+                    "Digit of the sample", range(10), default=3, key="latent_direction_digit", required=True
                 )
         amounts = [
             st.slider(

@@ -175,7 +175,8 @@ def page() -> None:
     label, confidence = int(reading.labels[0]), float(reading.confidences[0])
     picture, numbers = st.columns([1, 3], gap="large")
     picture.image(grid_image(digit[None], nrow=1, scale=6), caption="As MNIST would have it: 28×28")
-    numbers.metric("The judge reads", str(label), f"{confidence:.0%} confident", delta_color="off")
+    numbers.metric("The judge reads", str(label), help="The digit judge's reading of your digit.")
+    numbers.caption(f"{confidence:.0%} confident")  # a plain caption: a metric's delta arrow reads as a change
     if info is None or info.config is None or not info.epochs:
         numbers.info(
             "Pick a run with saved epochs in the sidebar to ask its discriminator and search its latent space."

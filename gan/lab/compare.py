@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gan.config import Config
+from gan.config import SETTINGS, Config
 from gan.data import batches_per_epoch
 from gan.store.run import Run
 
@@ -124,7 +124,8 @@ def change_marks(run: RunRecord, axis: str) -> list[tuple[float, str]]:
             x = float(change["step"] * run.config.batch_size)
         else:
             x = float(after["seconds"]) if after else 0.0
-        marks.append((x, f"{change['field']}={change['new']}"))
+        field = change["field"]
+        marks.append((x, f"{SETTINGS[field].label if field in SETTINGS else field} {change['new']}"))
     return marks
 
 

@@ -112,7 +112,8 @@ def d_winning(history: Sequence[dict[str, Any]]) -> Finding | None:
         "D is winning",
         f"over the last {len(stretch)} steps D(x) is {d_real:.2f} and D(G(z)) {d_fake:.3f} (medians): D tells "
         "every fake from every real digit, so G learns little.",
-        "slow D down (a lower lr_d, d_steps 1) or speed G up (a higher lr_g); the non-saturating bce or the hinge "
+        "slow D down (a lower D learning rate, 1 D step per G step) or speed G up "
+        "(a higher G learning rate); the non-saturating bce or the hinge "
         "loss keep G's gradients alive meanwhile.",
     )
 
@@ -135,7 +136,8 @@ def vanishing_gradients(history: Sequence[dict[str, Any]]) -> Finding | None:
         "G's gradients have vanished",
         f"G's gradient norm is {late_norm:.2g} over the last {len(stretch)} steps (median), down from {early_norm:.2g} "
         "early on: G barely moves.",
-        "use the non-saturating loss (bce) rather than saturating, or hinge or wgan-gp; weaken D (lower lr_d).",
+        "use the non-saturating loss (bce) rather than saturating, or hinge or wgan-gp; "
+        "weaken D (a lower D learning rate).",
     )
 
 
@@ -156,7 +158,7 @@ def oscillation(history: Sequence[dict[str, Any]]) -> Finding | None:
         "The losses oscillate",
         f"over the last {len(stretch)} steps the smoothed {name.replace('_', ' ')} swings by "
         f"{swings[name]:.0%} of its typical size instead of settling.",
-        "lower both learning rates (by 5-10x), or a lower beta1 (0.5) for Adam; an EMA generator smooths samples.",
+        "lower both learning rates (by 5-10x), or a lower Adam beta1 (0.5); an EMA generator smooths samples.",
     )
 
 
@@ -198,7 +200,8 @@ def collapse_across_classes(history: Sequence[dict[str, Any]]) -> Finding | None
         "Mode collapse across digits",
         f"at epoch {epoch} the samples cover {covered} of 10 digits"
         + (f" and {top:.0%} of them are read as {crowded}." if crowded else "."),
-        "strengthen D relative to G (raise lr_d or lower lr_g), use a larger batch, or a conditional preset "
+        "strengthen D relative to G (raise the D learning rate or lower the G learning rate), "
+        "use a larger batch, or a conditional preset "
         "(cdcgan), whose D checks the digit it was told.",
     )
 
@@ -221,8 +224,9 @@ def collapse_within_classes(history: Sequence[dict[str, Any]]) -> Finding | None
         "Mode collapse within digits",
         f"at epoch {epoch} {described}: the samples cover only a narrow part of the real digits' variety, even "
         "where every digit appears.",
-        "strengthen D relative to G, keep minibatch spread in D (dcgan, cdcgan), lower lr_g, or give G more "
-        "noise to vary its digits with (a larger latent_dim).",
+        "strengthen D relative to G, keep minibatch spread in D (dcgan, cdcgan), lower the G learning rate, "
+        "or give G more "
+        "noise to vary its digits with (a larger latent size).",
     )
 
 
@@ -236,7 +240,8 @@ def identical_samples(history: Sequence[dict[str, Any]]) -> Finding | None:
         "The samples are all alike",
         f"at epoch {record['epoch']} the fixed-noise samples differ by {record['spread']:.3f} (their spread; "
         f"real digits {REAL_SPREAD}): G draws nearly the same image whatever the noise, the extreme of mode collapse.",
-        "if D(G(z)) is high, D has stopped pushing G around (raise lr_d); if it is near 0, G is stuck and has "
+        "if D(G(z)) is high, D has stopped pushing G around (raise the D learning rate); "
+        "if it is near 0, G is stuck and has "
         "not left its start (see the other findings).",
     )
 
