@@ -12,6 +12,7 @@ from collections import deque
 
 import pytest
 
+import gan.jobs.job
 import gan.jobs.session
 from gan.jobs.session import TrainingSession
 from gan.jobs.snapshot import HISTORY_POINTS, TRANSITIONS, Snapshot, Status, ThinnedHistory
@@ -113,7 +114,7 @@ def test_a_job_runs_to_the_end_and_publishes_its_epochs(root, sessions):
 
 def test_the_job_redraws_its_samples_only_while_someone_watches(root, monkeypatch, sessions):
     drawn: list[int] = []
-    monkeypatch.setattr(gan.jobs.session, "grid_png", lambda images: drawn.append(1) or b"png")
+    monkeypatch.setattr(gan.jobs.job, "grid_png", lambda images: drawn.append(1) or b"png")
     session = sessions(grid_interval=0.0, publish_interval=0.0)  # a grid is due at every step, if watched
     assert session.start(tiny_config(steps_per_epoch=1_000_000, epochs=1), "watched")
     wait_for(lambda: session.snapshot().step >= 30)  # snapshot() is not watching
