@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from gan.lab.stepthrough import Measurement, OwnBatch, StepThrough
+from gan.store.history import Player
 from tests.conftest import tiny_config
 from tests.test_app import (
     fresh_app,  # noqa: F401 - an autouse fixture: a fresh checkpoints root, no job
@@ -88,3 +90,30 @@ def test_play_moves_the_slider_and_the_charts_marker_to_the_last_epoch(root):
     assert at.select_slider(key="timeline_epoch_saved").value == 3, "the slider went along"
     assert "Scores at epoch 3" in [header.value for header in at.subheader], "the page below followed"
     assert "timeline_play" in [button.key for button in at.button], "Play is offered again once played"
+
+
+@pytest.mark.slow
+def test_a_d_step_shows_its_own_batch_beside_the_fixed_digits(root):
+    long_job()
+    at = open_experiment()
+    session = common.get_session()
+    wait_until(at, lambda: session.snapshot().status == "running" and session.snapshot().step > 0)
+    at.button(key="pause").click().run()
+    wait_until(at, lambda: session.snapshot().status == "paused")
+    at.button(key="step_d").click().run()
+    wait_until(at, lambda: session.snapshot().step_through is not None)
+    shown = session.snapshot().step_through
+    assert len(shown.own.before) == len(shown.own.after) == tiny_config().batch_size, "the step's own real digits"
+    assert any(metric.label.startswith("mean D(x) on the step's own") for metric in at.metric)
+
+
+def test_the_lesson_says_in_words_when_the_own_batch_and_the_fixed_digits_disagree():
+    def measured(step: int, d_real: float) -> Measurement:
+        return Measurement(step, "bce", (d_real,) * 100, (0.3,) * 100, 1.0, 1.0, b"")
+
+    own = OwnBatch(before=(0.40,) * 64, after=(0.55,) * 64)
+    disagreeing = StepThrough(Player.D, measured(968, 0.72), measured(969, 0.43), own)
+    lesson = disagreeing.lesson()
+    assert "64 real digits of its own batch" in lesson and "+0.150" in lesson and "-0.290" in lesson
+    agreeing = StepThrough(Player.D, measured(968, 0.40), measured(969, 0.45), own)
+    assert agreeing.lesson() is None, "nothing to explain when both rise"

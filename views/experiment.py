@@ -175,7 +175,25 @@ def before_and_after(shown: StepThrough) -> None:
         outputs_figure(before.d_fake, after.d_fake, "D(G(z)) on the 100 fixed-noise fakes", after.scale),
         key="step_fake",
     )
+    own_batch(shown)
     grids(before, after)
+
+
+def own_batch(shown: StepThrough) -> None:
+    """What the step optimised: D's scores on the real digits of its own batch, beside the fixed ones above."""
+    own = shown.own
+    if own is None or not own.after:
+        return
+    change = mean(own.after) - mean(own.before)
+    st.metric(
+        f"mean D(x) on the step's own {len(own.before)} real digits",
+        f"{mean(own.after):.3f}",
+        f"{change:+.3f}",
+        help="The batch this step trained on: a D step raises D's scores on its real digits (and lowers its loss).",
+    )
+    lesson = shown.lesson()
+    if lesson:
+        st.info(lesson, icon=":material/school:")
 
 
 def grids(before: Measurement, after: Measurement) -> None:

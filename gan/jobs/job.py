@@ -5,6 +5,7 @@ publishes what happens (progress, samples, the overview graph, slow motion) into
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -15,9 +16,9 @@ from gan.images import grid_png
 from gan.jobs.errors import USER_ERRORS
 from gan.jobs.runner import prepare_trainer, train_run
 from gan.jobs.snapshot import Status, ThinnedHistory
-from gan.lab.overview import OverviewFrame, overview_frame
+from gan.lab.overview import OverviewFrame, next_batch, overview_frame
 from gan.lab.slowmotion import SubStepView, slow_step
-from gan.lab.stepthrough import Measurement, StepThrough, measure
+from gan.lab.stepthrough import Measurement, OwnBatch, StepThrough, measure, own_scores
 from gan.store.checkpoints import printable
 from gan.store.history import ChangeRecord, EpochRecord, Player, StepRecord
 from gan.store.run import Run
@@ -162,6 +163,8 @@ class Job:
 
     def before_requested_step(self, players: Player) -> None:
         self.measured = measure(self.trainer)
+        self.own_batch = next_batch(self.trainer)  # the batch this step is about to train on
+        self.own = OwnBatch(own_scores(self.trainer, *self.own_batch))
 
     def slow_step(self, real: torch.Tensor, labels: torch.Tensor) -> StepRecord:
         return slow_step(self.trainer, real, labels, self.on_substep, self.control.wait_for_substep)
@@ -176,7 +179,8 @@ class Job:
     def on_step(self, metrics: StepRecord) -> None:
         self.history.add(metrics)
         if self.measured is not None:  # a requested step: show it at once, whoever watches
-            shown = StepThrough(metrics.players, self.measured, measure(self.trainer))
+            own = replace(self.own, after=own_scores(self.trainer, *self.own_batch))
+            shown = StepThrough(metrics.players, self.measured, measure(self.trainer), own)
             self.measured = None
             changes = {"step_through": shown, "samples_png": self.samples(), "overview": self.overview()}
             self.session.publish(**changes, **self.step_changes(metrics))

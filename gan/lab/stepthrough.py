@@ -44,10 +44,46 @@ class StepThrough:
     players: Player
     before: Measurement
     after: Measurement
+    own: OwnBatch | None = None  # D on the step's own real digits, the batch it trained on
 
     @property
     def title(self) -> str:
         return STEP_NAMES[Player(self.players)]
+
+    def lesson(self) -> str | None:
+        """In words, when a D step moved D's mean score on its own batch and on the fixed digits apart."""
+        if self.own is None or Player(self.players) == Player.G:
+            return None
+        own = mean(self.own.after) - mean(self.own.before)
+        fixed = mean(self.after.d_real) - mean(self.before.d_real)
+        if own * fixed >= 0:
+            return None
+        return (
+            f"On the {len(self.own.before)} real digits of its own batch, D's mean score moved by {own:+.3f}: the "
+            f"step did what it optimises there. On the {len(self.before.d_real)} fixed digits it moved by "
+            f"{fixed:+.3f}: one step on one small batch does not make D better everywhere; with a large learning rate "
+            "(or Adam's beta1 at 0) each step overshoots, so D's scores swing from step to step."
+        )
+
+
+@dataclass(frozen=True)
+class OwnBatch:
+    """D's score for each real digit of the batch a requested step trains on, just before and just after it."""
+
+    before: tuple[float, ...]
+    after: tuple[float, ...] = ()
+
+
+def mean(values: tuple[float, ...]) -> float:
+    return sum(values) / max(1, len(values))
+
+
+@torch.no_grad()
+def own_scores(trainer: Trainer, real: torch.Tensor, labels: torch.Tensor) -> tuple[float, ...]:
+    """D's score for each of the step's own real digits (as `measure` scores the fixed ones)."""
+    logits = trainer.D(real, labels if trainer.config.conditional else None).float()
+    shown = d_belief(trainer.config.loss, logits)
+    return tuple((logits if shown is None else shown).cpu().tolist())
 
 
 def measured_batch(trainer: Trainer, count: int) -> tuple[torch.Tensor, torch.Tensor]:
