@@ -21,6 +21,10 @@ DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 class NumberError(ValueError):
     """Text that is not a number of the kind asked for; the message quotes it, shortened, and says what is allowed."""
 
+    def __init__(self, text: str, allowed: str):
+        self.allowed = allowed
+        super().__init__(f"{shown(text)} is not allowed: {allowed}")
+
 
 def shown(text: str, limit: int = MAX_CHARS) -> str:
     """The text as quoted in an error: printable, and no longer than `limit` characters."""
@@ -32,7 +36,7 @@ def whole_number(text: str) -> int:
     """An int from ASCII digits with an optional sign, e.g. "500" or "-3"."""
     stripped = text.strip() if isinstance(text, str) else text
     if not isinstance(stripped, str) or len(stripped) > MAX_CHARS or not WHOLE.fullmatch(stripped):
-        raise NumberError(f"{shown(str(text))} is not a whole number (ASCII digits, at most {MAX_CHARS})")
+        raise NumberError(str(text), f"a whole number (ASCII digits 0-9, at most {MAX_CHARS})")
     return int(stripped)
 
 
@@ -40,8 +44,8 @@ def decimal_number(text: str) -> float:
     """A finite float from decimal or scientific notation, e.g. "0.002", "2e-3" or "5"."""
     stripped = text.strip() if isinstance(text, str) else text
     if not isinstance(stripped, str) or len(stripped) > MAX_CHARS or not DECIMAL.fullmatch(stripped):
-        raise NumberError(f"{shown(str(text))} is not a number (like 0.002 or 2e-3, at most {MAX_CHARS} characters)")
+        raise NumberError(str(text), f"a number like 0.002 or 2e-3 (at most {MAX_CHARS} characters)")
     value = float(stripped)
     if not math.isfinite(value):
-        raise NumberError(f"{shown(stripped)} is out of range: a finite number")
+        raise NumberError(stripped, "a finite number")
     return value

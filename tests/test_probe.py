@@ -160,8 +160,8 @@ def tiny_run(tmp_path_factory):
 
 def test_verdicts_give_one_probability_per_saved_epoch(tiny_run, test_digits):
     found = verdicts(tiny_run, test_digits.images[0], int(test_digits.labels[0]), test_digits)
-    assert [epoch for epoch, _ in found] == tiny_run.epochs() == [1, 2]
-    assert all(0 < probability < 1 for _, probability in found)
+    assert [epoch for epoch, _ in found.found] == tiny_run.epochs() == [1, 2] and found.skipped == []
+    assert all(0 < probability < 1 for _, probability in found.found)
 
 
 def test_a_conditional_d_needs_labels(tiny_run, test_digits):

@@ -22,6 +22,7 @@ from gan.lab.pushes import push_generated, push_real
 from gan.scoring.judge import load_judge
 from gan.scoring.metrics import generator_per_class_fid
 from gan.scoring.scores import Scores
+from gan.store.checkpoints import CheckpointError
 from gan.store.history import EpochRecord
 from gan.store.run import Run
 from views import common
@@ -184,8 +185,11 @@ def d_map(run: Run, name: str, epoch: int) -> tuple[RealPoints, EpochMap, Any]:
 
 
 def map_frame(slot: Any, run: Run, epoch: int) -> None:
-    """One frame of Play: the epoch's map, not clickable, in `slot`."""
-    found = cached_map(str(run.path), epoch, common.mtime(run.epoch_path(epoch)))
+    """One frame of Play: the epoch's map, not clickable, in `slot` (nothing for a damaged epoch file)."""
+    try:
+        found = cached_map(str(run.path), epoch, common.mtime(run.epoch_path(epoch)))
+    except CheckpointError:
+        return
     figure = map_figure(map_real_points(), found)
     figure.update_layout(title={"text": f"Epoch {epoch}", "font": {"size": 15}}, height=420)
     slot.plotly_chart(figure, key=f"inside_map_frame_{epoch}_{time.monotonic_ns()}")
@@ -316,8 +320,13 @@ def prdc_over_time(records: dict[int, EpochRecord], epoch: int, keys: list[str])
 
 
 def look_inside(run: Run, name: str, epoch: int, conditional: bool, records: dict[int, EpochRecord]) -> Any:
-    """The three sections, for one saved epoch; returns the placeholder Play draws the map's frames in."""
-    real, found, frames = d_map(run, name, epoch)
-    d_pushes(run, name, epoch, real, found)
-    quality_vs_diversity(run, records, epoch, found, conditional)
+    """The three sections, for one saved epoch; returns the placeholder Play draws the map's frames in. A damaged
+    epoch file gets a one-line note in their place: the page and the other epochs still open."""
+    try:
+        real, found, frames = d_map(run, name, epoch)
+        d_pushes(run, name, epoch, real, found)
+        quality_vs_diversity(run, records, epoch, found, conditional)
+    except CheckpointError as damaged:
+        st.warning(f"Epoch {epoch} cannot be looked inside: {common.plain(' '.join(str(damaged).split()))}")
+        return st.empty()
     return frames

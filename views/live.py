@@ -9,6 +9,7 @@ import time
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
+from streamlit.errors import StreamlitInvalidLayoutContextError
 
 from gan.ema import FIXED_SAMPLES
 from gan.images import enlarge_png
@@ -97,30 +98,39 @@ def job_header(snapshot: Snapshot) -> None:
 
 def job_status(drawn: Status, live: bool, progress_box: DeltaGenerator, samples_box: DeltaGenerator) -> None:
     """The progress line and the sample grid. When the job's status is no longer the one the page was drawn for
-    (it started training, paused, resumed or ended, from any tab), the whole page is redrawn, buttons included."""
-    snapshot = (
-        common.get_session().watch()
-    )  # this fragment shows the live samples: the job keeps them fresh while it polls
-    if snapshot.status != drawn:
+    (it started training, paused, resumed or ended, from any tab), the whole page is redrawn, buttons included.
+
+    A fragment-only rerun may write outside the fragment only where the last full run's fragment wrote: both places
+    are written first, on every path, and when the last full run was cut short before it got here (a newer rerun
+    replaced it), Streamlit refuses the write and the whole page is redrawn instead."""
+    try:
+        progress, samples = progress_box.container(), samples_box.empty()
+        snapshot = common.get_session().watch()  # this fragment shows the live samples: the job keeps them fresh
+        if snapshot.status != drawn:
+            st.rerun()
+        with progress:
+            job_progress_lines(snapshot, live)
+        if snapshot.samples_png and snapshot.status != Status.STARTING:
+            rows = "row r shows digit r" if snapshot.config and snapshot.config.conditional else "same noise each time"
+            caption = f"{FIXED_SAMPLES} samples from fixed noise ({rows})"
+            samples.image(enlarge_png(snapshot.samples_png, 2), caption=caption)
+    except StreamlitInvalidLayoutContextError:
         st.rerun()
-    with progress_box:
-        if snapshot.status == Status.STARTING:
-            st.info("Loading MNIST and building the two networks…")
-            return
-        job_progress(snapshot)
-        if snapshot.active and not live:
-            st.caption(
-                f"Live view is off: this is the job as of {time.strftime('%H:%M:%S')}, and training has the CPU to "
-                "itself. Turn Live view on to follow it again."
-            )
-        if snapshot.status == Status.FINISHED:
-            st.success(f"Done: {len(snapshot.saved_epochs)} epochs saved. Explore them on the Timeline page.")
-            st.page_link("views/timeline.py", label="Open the timeline", icon=":material/timeline:")
-    if snapshot.samples_png:
-        rows = "row r shows digit r" if snapshot.config and snapshot.config.conditional else "same noise each time"
-        samples_box.image(
-            enlarge_png(snapshot.samples_png, 2), caption=f"{FIXED_SAMPLES} samples from fixed noise ({rows})"
+
+
+def job_progress_lines(snapshot: Snapshot, live: bool) -> None:
+    if snapshot.status == Status.STARTING:
+        st.info("Loading MNIST and building the two networks…")
+        return
+    job_progress(snapshot)
+    if snapshot.active and not live:
+        st.caption(
+            f"Live view is off: this is the job as of {time.strftime('%H:%M:%S')}, and training has the CPU to "
+            "itself. Turn Live view on to follow it again."
         )
+    if snapshot.status == Status.FINISHED:
+        st.success(f"Done: {len(snapshot.saved_epochs)} epochs saved. Explore them on the Timeline page.")
+        st.page_link("views/timeline.py", label="Open the timeline", icon=":material/timeline:")
 
 
 def job_charts(live: bool) -> None:

@@ -25,7 +25,9 @@ from views import common
 CANVAS_SIDE = 280
 STROKE = 20  # on a 280-pixel canvas: strokes about as thick as MNIST's once scaled into 20x20
 STEPS = 200
-MAX_UPLOAD_BYTES = 5_000_000
+MAX_UPLOAD_MB = 5  # as .streamlit/config.toml's server.maxUploadSize, which refuses more before it is held
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024  # Streamlit's megabytes
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]  # the formats gan/lab/images_in.py decodes
 
 
 def canvas_png() -> bytes | None:
@@ -65,7 +67,9 @@ def chosen_picture() -> tuple[bytes | None, str]:
         st.caption("Draw with the mouse, one digit, large and centred.")
     with upload:
         st.markdown("**… or upload one**")
-        file = st.file_uploader("A PNG of one digit", type=["png"], key="probe_upload")
+        file = st.file_uploader(  # the types offered by the file dialog; the content decides (a JPEG named .png)
+            "A picture of one digit", type=UPLOAD_TYPES, key="probe_upload", max_upload_size=MAX_UPLOAD_MB
+        )
         if file is not None:
             data = file.getvalue()
             if len(data) > MAX_UPLOAD_BYTES:
@@ -85,7 +89,9 @@ def verdict_figure(found: list[tuple[int, float]]) -> go.Figure:
     figure = go.Figure(
         go.Scatter(x=[epoch for epoch, _ in found], y=[value for _, value in found], mode="lines+markers")
     )
-    figure.add_hline(y=0.5, line={"width": 1, "dash": "dot"}, annotation_text="undecided")
+    figure.add_hline(  # at the left, under the line: the newest epoch's point sits at the right
+        y=0.5, line={"width": 1, "dash": "dot"}, annotation_text="undecided", annotation_position="bottom left"
+    )
     figure.update_layout(
         title={"text": "D's verdict on your digit at each saved epoch (1 = real)", "font": {"size": 15}},
         height=260,
@@ -184,8 +190,13 @@ def page() -> None:
         return
     run = Run(info.path)
     epochs = run.epochs()
-    found = cached_verdicts(str(run.path), tuple(epochs), digit_key, digit, label)
+    verdicts_found = cached_verdicts(str(run.path), tuple(epochs), digit_key, digit, label)
+    found = verdicts_found.found
     with numbers:
+        for epoch, reason in verdicts_found.skipped:  # a damaged epoch file is left out, the others shown
+            st.warning(f"Epoch {epoch} skipped: {common.plain(reason)}")
+        if not found:
+            return
         st.plotly_chart(verdict_figure(found), key="probe_verdicts")
         last_epoch, last = found[-1]
         st.caption(

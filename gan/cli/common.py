@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gan.lab.probe import ImageError
+from gan.lab.images_in import read_picture_file
 from gan.scoring.diagnose import diagnose
 from gan.store.history import Record
 
@@ -35,10 +35,9 @@ def check_suffix(flag: str, path: Path, allowed: tuple[str, ...]) -> None:
 
 
 def read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise ImageError(f"{path}: cannot read ({error.strerror or error})") from None
+    """A picture file named by the user: a regular file (never a pipe or a device, which could block or never end)
+    of a capped size, else one ImageError line."""
+    return read_picture_file(path)
 
 
 def print_diagnosis(history: Iterable[Record]) -> None:

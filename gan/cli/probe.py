@@ -17,8 +17,9 @@ from gan.images import grid_png
 from gan.lab.inversion import STEPS as INVERSION_STEPS
 from gan.lab.inversion import Inversion, Weights, invert
 from gan.lab.probe import digit_from_png, digits_from_npy, judge_reading, verdicts
+from gan.numbers import whole_number
 from gan.scoring.judge import load_judge
-from gan.store.checkpoints import CheckpointError
+from gan.store.checkpoints import CheckpointError, printable
 from gan.store.run import Run, load_generator
 
 
@@ -26,19 +27,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     probe = commands.add_parser("probe", help="the judge's reading of a digit picture and D's verdict per epoch")
     probe.set_defaults(command=probe_command)
     probe.add_argument("--run", required=True)
-    probe.add_argument("--epoch", type=int, help="default: every saved epoch")
-    probe.add_argument("--image", type=Path, required=True, help="a PNG of one digit, any size, any colours")
+    probe.add_argument("--epoch", type=whole_number, help="default: every saved epoch")
+    probe.add_argument(
+        "--image", type=Path, required=True, help="a picture of one digit (PNG, JPEG, ...), any size, any colours"
+    )
 
     inverter = commands.add_parser("invert", help="find the latent codes whose images are closest to given digits")
     inverter.set_defaults(command=invert_command)
     inverter.add_argument("--run", required=True)
-    inverter.add_argument("--epoch", type=int, help="default: the newest saved epoch")
+    inverter.add_argument("--epoch", type=whole_number, help="default: the newest saved epoch")
     source = inverter.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", type=Path, help="a PNG of one digit (prepared the way MNIST was)")
     source.add_argument("--npy", type=Path, help="digits (N, 28, 28) in [0, 1], as `gan sample` writes them")
     inverter.add_argument("--out", type=Path, required=True, help="the reconstructions: .png grid or .npy array")
     inverter.add_argument("--latents", type=Path, help="save the codes here (.npy); digits beside it (.digits.npy)")
-    inverter.add_argument("--steps", type=int, default=INVERSION_STEPS, help=f"default {INVERSION_STEPS}")
+    inverter.add_argument("--steps", type=whole_number, default=INVERSION_STEPS, help=f"default {INVERSION_STEPS}")
 
 
 def probe_command(args: argparse.Namespace) -> int:
@@ -52,8 +55,11 @@ def probe_command(args: argparse.Namespace) -> int:
     print(f"{args.image}: the judge reads a {label} ({float(reading.confidences[0]):.1%} confident)")
     conditional = " (told it is a " + str(label) + ")" if run.config().conditional else ""
     print(f"{'epoch':>6}  D: probability it is real{conditional}")
-    for epoch, probability in verdicts(run, digit, label, load_mnist(split="test"), epochs, limit=len(epochs)):
-        print(f"{epoch:>6}  {probability:.3f}")
+    found = verdicts(run, digit, label, load_mnist(split="test"), epochs, limit=len(epochs))
+    rows = {epoch: f"{probability:.3f}" for epoch, probability in found.found}
+    rows.update({epoch: f"skipped: {printable(reason, 300)}" for epoch, reason in found.skipped})
+    for epoch in sorted(rows):  # a damaged epoch is one line among the others, never the end of the listing
+        print(f"{epoch:>6}  {rows[epoch]}")
     return 0
 
 

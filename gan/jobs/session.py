@@ -9,6 +9,7 @@ which trains and publishes, is `gan.jobs.job.Job`.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from dataclasses import replace
@@ -23,6 +24,8 @@ from gan.lab.overview import SHOWN, OverviewFrame
 from gan.store.history import Player
 from gan.store.run import Run
 
+EXIT_WAIT = 60.0  # seconds the interpreter's exit waits for a stopped job to save (a step and a save: far less)
+
 
 class TrainingSession:
     """One background training job per process. Commands are safe from any thread, and idempotent.
@@ -36,6 +39,7 @@ class TrainingSession:
         self._lock = threading.RLock()  # re-entrant: commands move the status while holding it
         self._control = Control()
         self._thread: threading.Thread | None = None
+        self._stops_at_exit = False  # whether the interpreter's exit stops this session's job
         self._snapshot = Snapshot()
         self._watched_at = 0.0  # time.monotonic() of the latest watch()
         self._overview_at, self.overview_count = 0.0, SHOWN  # ... of the latest overview(), and its count
@@ -81,6 +85,9 @@ class TrainingSession:
             job = Job(self, run, self._control, config, resume, epochs)
             self._thread = threading.Thread(target=job.work, name="gan-trainer", daemon=True)
             self._thread.start()
+            if not self._stops_at_exit:  # Ctrl-C or SIGTERM ends the server normally; the daemon thread would die
+                atexit.register(self.stop, wait=EXIT_WAIT)  # mid-step: stop it and let it save (paused too)
+                self._stops_at_exit = True
             return True
 
     def pause(self) -> None:

@@ -123,7 +123,7 @@ def _checked_header(handle: io.BufferedReader, path: Path, max_digits: int) -> t
         read_header = HEADER_READERS.get(version)
         header = None if read_header is None else read_header(handle, NPY_HEADER_LIMIT)
     except (ValueError, OSError, EOFError, SyntaxError, TypeError):
-        raise ImageError(f"{path}: not a .npy array (its header cannot be read)") from None
+        raise ImageError(f"{path}: not a readable .npy array (its header cannot be read)") from None
     if header is None:
         raise ImageError(f"{path}: .npy format version {version} is not supported (1.0 or 2.0)")
     shape, fortran_order, dtype = header

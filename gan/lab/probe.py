@@ -14,25 +14,23 @@ among companions: real test digits for a probe, the epoch's other samples for a 
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import nn
 
 from gan.config import Config
 from gan.data import IMAGE_SIZE, Dataset
+from gan.lab.images_in import ImageError, decode_image, read_digit_array
 from gan.losses import generator_loss
 from gan.models import build_discriminator
 from gan.store.checkpoints import CheckpointError, load_state
 from gan.store.run import Run
 
-MAX_BYTES = 20_000_000
-MIN_SIDE, MAX_SIDE = 8, 4096
 MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "I;16", "I")  # what a drawing or a scan is saved as
 INK = 0.2  # a pixel with at least this much ink (0 = background, 1 = full stroke) counts as drawn
 MIN_INK_PIXELS = 4
@@ -42,46 +40,27 @@ COMPANIONS = 63  # real test digits that share a batch with a probed image (64, 
 MAX_VERDICT_EPOCHS = 60
 
 
-class ImageError(ValueError):
-    """An image cannot be used as a digit; the message says why in one line."""
-
-
 # --- reading and preprocessing --------------------------------------------------------------------------------
 
 
 def read_image(data: bytes, name: str = "image") -> np.ndarray:
-    """Ink (H, W) in [0, 1] from PNG (or other image) bytes: 1 where the digit is drawn, whatever its colours.
+    """Ink (H, W) in [0, 1] from picture bytes (PNG, JPEG, ...: see gan/lab/images_in.py, which decodes them with
+    every check made before the work it guards): 1 where the digit is drawn, whatever its colours.
 
     Transparent pixels count as paper; light-on-dark and dark-on-light drawings both work (the border tells
     which is paper)."""
-    if len(data) == 0:
-        raise ImageError(f"{name}: the file is empty")
-    if len(data) > MAX_BYTES:
-        raise ImageError(f"{name}: {len(data):,} bytes is too large (at most {MAX_BYTES:,})")
-    try:
-        picture = Image.open(io.BytesIO(data))
-        width, height = picture.size
-        mode = picture.mode
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise ImageError(f"{name}: not an image ({type(error).__name__})") from None
-    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
-        raise ImageError(
-            f"{name}: {width}x{height} pixels is not allowed: each side from {MIN_SIDE} to {MAX_SIDE} pixels"
-        )
+    picture = decode_image(data, name)
+    mode = picture.mode
     if mode not in MODES:
-        raise ImageError(f"{name}: image mode {mode} is not supported: use a grayscale or RGB(A) PNG")
-    try:
-        picture.load()
-        if mode in ("I;16", "I"):  # 16-bit grayscale: scale to 8 bits by the picture's own range
-            values = np.asarray(picture, dtype=np.float64)
-            span = values.max() - values.min()
-            gray = (values - values.min()) / span if span > 0 else np.zeros_like(values)
-        else:
-            rgba = picture.convert("RGBA")
-            paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            gray = np.asarray(Image.alpha_composite(paper, rgba).convert("L"), dtype=np.float64) / 255.0
-    except (OSError, ValueError) as error:
-        raise ImageError(f"{name}: the image data is damaged ({type(error).__name__})") from None
+        raise ImageError(f"{name}: image mode {mode} is not supported: use a grayscale or RGB(A) picture")
+    if mode in ("I;16", "I"):  # 16-bit grayscale: scale to 8 bits by the picture's own range
+        values = np.asarray(picture, dtype=np.float64)
+        span = values.max() - values.min()
+        gray = (values - values.min()) / span if span > 0 else np.zeros_like(values)
+    else:
+        rgba = picture.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        gray = np.asarray(Image.alpha_composite(paper, rgba).convert("L"), dtype=np.float64) / 255.0
     # transparent strokes on a transparent canvas would composite to blank paper: read the alpha channel then
     if mode in ("LA", "PA", "RGBA") and gray.max() - gray.min() < INK:
         gray = 1.0 - np.asarray(picture.convert("RGBA").getchannel("A"), dtype=np.float64) / 255.0
@@ -141,22 +120,8 @@ def digit_from_png(data: bytes, name: str = "image") -> torch.Tensor:
 def digits_from_npy(path: str | Path) -> torch.Tensor:
     """An array of digits as `gan sample` writes them, (N, 28, 28) in [0, 1], as (N, 1, 28, 28) in [-1, 1].
 
-    Loaded without pickle; ImageError names what is wrong with the array."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise ImageError(f"{path}: not a readable .npy array ({type(error).__name__}: {error})") from None
-    if not isinstance(array, np.ndarray) or array.ndim != 3 or array.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-        shape = getattr(array, "shape", None)
-        raise ImageError(f"{path}: shape {shape} is not allowed: (N, {IMAGE_SIZE}, {IMAGE_SIZE}) digits")
-    if len(array) == 0:
-        raise ImageError(f"{path}: holds no digits")
-    if array.dtype.kind not in "fiu":
-        raise ImageError(f"{path}: dtype {array.dtype} is not allowed: numbers in [0, 1]")
-    values = array.astype(np.float32)
-    if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
-        raise ImageError(f"{path}: values must be finite and in [0, 1] (as `gan sample` writes them)")
-    return torch.from_numpy(values * 2 - 1).unsqueeze(1)
+    Its header is checked before any data is read, and it is never unpickled (gan/lab/images_in.py)."""
+    return torch.from_numpy(read_digit_array(Path(path)) * 2 - 1).unsqueeze(1)
 
 
 # --- the judge's reading -------------------------------------------------------------------------------------
@@ -248,6 +213,12 @@ def verdict_epochs(epochs: list[int], limit: int = MAX_VERDICT_EPOCHS) -> list[i
     return [epochs[index] for index in sorted(set(picks.tolist()))]
 
 
+@dataclass(frozen=True)
+class Verdicts:
+    found: list[tuple[int, float]]  # (epoch, D's probability that the digit is real)
+    skipped: list[tuple[int, str]]  # (epoch, why): a damaged epoch file is left out, never the whole list
+
+
 def verdicts(
     run: Run,
     digit: torch.Tensor,
@@ -255,18 +226,23 @@ def verdicts(
     test: Dataset,
     epochs: list[int] | None = None,
     limit: int = MAX_VERDICT_EPOCHS,
-) -> list[tuple[int, float]]:
-    """(epoch, D's probability that `digit` (1, 28, 28) is real) for each saved epoch (at most `limit` of them,
-    spread evenly); a conditional D is told `label` (the digit the judge reads)."""
+) -> Verdicts:
+    """D's probability that `digit` (1, 28, 28) is real at each saved epoch (at most `limit` of them, spread
+    evenly); a conditional D is told `label` (the digit the judge reads). An epoch whose file cannot be loaded is
+    skipped with its one-line reason."""
     companions, companion_labels = real_companions(test)
     chosen = verdict_epochs(run.epochs() if epochs is None else epochs, limit)
-    out = []
+    found, skipped = [], []
     for epoch in chosen:
-        D, _ = load_discriminator(run, epoch)
+        try:
+            D, _ = load_discriminator(run, epoch)
+        except CheckpointError as damaged:
+            skipped.append((epoch, " ".join(str(damaged).split())))
+            continue
         with torch.inference_mode():
             logit = logits_among(D, digit[None], torch.tensor([label]), companions, companion_labels)
-        out.append((epoch, float(torch.sigmoid(logit)[0])))
-    return out
+        found.append((epoch, float(torch.sigmoid(logit)[0])))
+    return Verdicts(found, skipped)
 
 
 # --- where D pushes G -----------------------------------------------------------------------------------------
