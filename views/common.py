@@ -273,7 +273,8 @@ def metric_figure(
         shapes.append(vertical_line(change.step, 2, "dash", CHANGE_COLOR))
         annotations.append({"x": change.step, "xref": "x", "y": 0.98, "yref": "paper", "text": change.label,
                             "showarrow": False, "xanchor": "left", "yanchor": "top", "textangle": -90,
-                            "font": {"size": 11, "color": CHANGE_COLOR}})  # fmt: skip
+                            "font": {"size": 11, "color": CHANGE_COLOR},
+                            "bgcolor": "rgba(255,255,255,0.8)"})  # fmt: skip; on a light box: above a loss spike
     if highlight is not None:  # named in the legend, where its label cannot overlap the legend or the curves
         line = vertical_line(highlight.step, 2, "dash", HIGHLIGHT)
         shapes.append({**line, "name": highlight.label, "showlegend": True})
@@ -323,10 +324,10 @@ def smooth_gaps(values: Sequence[float | None], weight: float) -> list[float | N
 
 def scores_figure(histogram: Sequence[float]) -> go.Figure:
     figure = go.Figure(go.Bar(x=[str(digit) for digit in range(len(histogram))], y=list(histogram)))
-    title = "Which digits the generator draws (share of samples)"
+    title = "Which digits the generator draws (share of samples; dotted: 10% each, balanced)"
     xaxis = {"title": "digit (as the judge reads it)", "dtick": 1}
     figure.update_layout(chart_layout(title, 240, xaxis=xaxis, yaxis={"tickformat": ".0%"}))
-    figure.add_hline(y=0.1, line={"width": 1, "dash": "dot"}, annotation_text="balanced: 10% each")
+    figure.add_hline(y=0.1, line={"width": 1, "dash": "dot"})  # named in the title: a label here sat on a bar
     return figure
 
 

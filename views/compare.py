@@ -36,8 +36,9 @@ def figure(title: str, height: int = 260) -> go.Figure:
     chart.update_layout(
         title={"text": title, "font": {"size": 15}},
         height=height,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+        # the legend in a strip under the chart: above it, it sat on the title
+        margin={"l": 10, "r": 10, "t": 40, "b": common.LEGEND_STRIP},
+        legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0, "xanchor": "left", "x": 0},
         hovermode="x unified",
     )
     return chart
@@ -46,7 +47,14 @@ def figure(title: str, height: int = 260) -> go.Figure:
 def mark_changes(chart: go.Figure, runs: list[compare.RunRecord], axis: str) -> None:
     for color, run in zip(RUN_COLORS, runs, strict=False):
         for x, label in compare.change_marks(run, axis):
-            chart.add_vline(x=x, line={"width": 1, "dash": "dash", "color": color}, annotation_text=label)
+            chart.add_vline(  # the label upright along the line, inside the plot: above it, the top cut it off
+                x=x,
+                line={"width": 1, "dash": "dash", "color": color},
+                annotation={"text": label, "textangle": -90, "yanchor": "top", "xanchor": "left", "y": 0.98},
+                annotation_position="top left",
+                annotation_font={"size": 11, "color": color},
+                annotation_bgcolor="rgba(255,255,255,0.8)",
+            )
 
 
 def step_chart(runs: list[compare.RunRecord], name: str, title: str, axis: str, smoothing: float) -> go.Figure | None:
