@@ -4,9 +4,18 @@
 (b) server-side work behind the latent page: a 10 x 10 digit grid and a 10-step interpolation strip, each
     generated and PNG-encoded, plus one nearest-neighbour search over the 60,000 training digits;
 (c) with a full-size training job running: an AppTest rerun of the Train page, and in the browser a click on
-    another page until its title shows.
+    another page until its title shows;
+(d) start-up, each in a fresh process, as a new learner meets it: the quick start's click to the trainer's first
+    step (AppTest: the page is loaded, then the button is clicked; in the browser: until the page shows a step),
+    and `python -m gan train` from the process's start (imports included) to its first step, for the quick start
+    and the default preset;
+(e) what scoring costs: the same run with and without scoring (paired, in turn), the difference as a share of
+    the scored run's wall and CPU time, for the quick start and the default (--quick-epochs, --default-epochs).
+(d) and (e) start processes of their own: they live in bench/startup.py.
 
-Usage: python bench/latency.py [--repeats 5] [--no-browser]
+(p) each page's first screen and full render in the browser (--only pages; see bench/pages.py).
+
+Usage: python bench/latency.py [--repeats 5] [--no-browser] [--only latent,apptest,browser,start,scoring,pages]
 """
 
 from __future__ import annotations
@@ -27,11 +36,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
 from gan.config import Config  # noqa: E402
 from gan.data import load_mnist  # noqa: E402
 from gan.images import grid_png  # noqa: E402
 from gan.lab.latent import digit_grid, interpolate, nearest_real, sample  # noqa: E402
 from gan.models import build_generator  # noqa: E402
+from gan.presets import QUICK_START  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -42,6 +54,10 @@ BUSY_JOB = {"epochs": 1, "evaluate": False}
 def report(label: str, seconds: list[float]) -> None:
     middle, low = statistics.median(seconds) * 1000, min(seconds) * 1000
     print(f"{label:<46} {middle:8.1f} ms   (min {low:.1f}, n={len(seconds)})", flush=True)
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def timed(action: Callable[[], object], repeats: int) -> list[float]:
@@ -190,13 +206,33 @@ def apptest_figures(repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-browser", action="store_true", help="skip (a) and the browser half of (c)")
+    parser.add_argument("--no-browser", action="store_true", help="skip the browser figures")
+    parser.add_argument("--only", default="latent,apptest,browser,start,scoring", help="comma-separated parts")
+    parser.add_argument("--quick-epochs", type=int, default=QUICK_START["epochs"], help="quick start epochs in (e)")
+    parser.add_argument("--default-epochs", type=int, default=1, help="epochs of the default preset in (e); 0: skip it")
+    parser.add_argument("--scoring-repeats", type=int, default=1, help="pairs of runs per figure in (e)")
     args = parser.parse_args()
-    print(f"GAN Studio latency, {os.cpu_count()} CPUs, medians")
-    latent_figures(args.repeats * 4)
-    apptest_figures(args.repeats)
-    if not args.no_browser and Path(CHROMIUM).is_file():
+    parts = set(args.only.split(","))
+    print(f"GAN Studio latency, {os.cpu_count()} CPUs, {torch.backends.cpu.get_cpu_capability()}, medians, {load()}")
+    if "latent" in parts:
+        latent_figures(args.repeats * 4)
+    if "apptest" in parts:
+        apptest_figures(args.repeats)
+    browser = not args.no_browser and Path(CHROMIUM).is_file()
+    if "browser" in parts and browser:
         browser_figures(args.repeats)
+    if "start" in parts:
+        from bench.startup import start_figures
+
+        start_figures(args.repeats, browser)
+    if "pages" in parts and browser:  # not in the default list: a server of its own, a minute or more
+        from bench.pages import page_figures
+
+        page_figures()
+    if "scoring" in parts:
+        from bench.startup import scoring_figures
+
+        scoring_figures(args.scoring_repeats, args.quick_epochs, args.default_epochs)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from gan.presets import QUICK_START
 
 _lock = threading.Lock()
 _started = False
+_done = threading.Event()
 
 
 def warm_up(config: Config | None = None) -> None:
@@ -61,6 +62,14 @@ def start_warm_up() -> None:
     threading.Thread(target=_quietly, name="gan-warm-up", daemon=True).start()
 
 
+def wait_until_warm(timeout: float | None = None) -> bool:
+    """Wait for the warm-up started by `start_warm_up` to end (for benchmarks); False if it has not, in time."""
+    return _done.wait(timeout)
+
+
 def _quietly() -> None:
-    with contextlib.suppress(Exception):
-        warm_up()
+    try:
+        with contextlib.suppress(Exception):
+            warm_up()
+    finally:
+        _done.set()
