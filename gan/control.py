@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -36,7 +37,7 @@ class Control:
     """Thread-safe requests, sent by a UI or a signal handler, read by the loop before each step: stop, pause and
     resume, settings to change, and single steps of one player (taken even while paused)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_park: Callable[[], None] | None = None) -> None:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -44,6 +45,7 @@ class Control:
         self._changes: deque[tuple[str, Any]] = deque()
         self._steps: deque[Player] = deque()
         self._substeps = 0  # sub-steps of a step in slow motion asked for and not yet taken
+        self.on_park = on_park  # called on the loop's thread each time it is about to wait while paused
 
     def _wake(self) -> None:
         with self._work:
@@ -120,12 +122,19 @@ class Control:
         with self._work:
             return len(self._steps)
 
+    def _has_work(self) -> bool:  # called holding self._work
+        return self._running.is_set() or bool(self._changes) or bool(self._steps) or self._substeps > 0
+
     def wait_for_work(self) -> None:
-        """Block while paused with nothing to do: return on resume, stop, a change, a step or sub-step request."""
+        """Block while paused with nothing to do: return on resume, stop, a change, a step or sub-step request.
+        Before blocking, `on_park` is called outside the lock (it may publish what the paused loop shows, and a
+        command sent meanwhile is not lost: it wakes the wait that follows)."""
         with self._work:
-            self._work.wait_for(
-                lambda: self._running.is_set() or bool(self._changes) or bool(self._steps) or self._substeps > 0
-            )
+            parking = not self._has_work()
+        if parking and self.on_park is not None:
+            self.on_park()
+        with self._work:
+            self._work.wait_for(self._has_work)
 
     @property
     def stop_requested(self) -> bool:

@@ -125,6 +125,19 @@ def test_the_job_redraws_its_samples_only_while_someone_watches(root, monkeypatc
     assert session.snapshot().status == Status.RUNNING
 
 
+def test_a_paused_job_shows_the_graph_of_the_step_it_stopped_at(root, sessions):
+    """Nobody looked at the graph before either pause: each pause still draws it, of the step the counter shows."""
+    session = sessions()
+    assert session.start(tiny_config(steps_per_epoch=1_000_000, epochs=1), "paused-graph")
+    for at_least in (3, 12):
+        wait_for(lambda at_least=at_least: session.snapshot().step >= at_least)
+        session.pause()
+        wait_for(lambda at_least=at_least: (frame := session.snapshot().overview) and frame.step >= at_least)
+        snapshot = session.snapshot()
+        assert snapshot.status == Status.PAUSED and snapshot.overview.step == snapshot.step
+        session.resume()
+
+
 def test_a_bug_in_the_thread_fails_the_job_and_the_next_start_works(root, monkeypatch, sessions):
     def broken_step(self, real, labels):
         raise KeyError("a bug")

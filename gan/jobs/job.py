@@ -52,6 +52,7 @@ class Job:
         self.published_at = 0.0  # time.monotonic() of the latest progress published
         self.drawn_at = 0.0  # ... and of the latest sample grid
         self.overview_at = 0.0  # ... and of the latest overview graph
+        control.on_park = self.on_park
 
     def work(self) -> None:
         """The thread's body: whatever goes wrong ends in a published failure, so the next Start can begin. The
@@ -175,6 +176,16 @@ class Job:
     def overview(self) -> OverviewFrame:
         self.overview_at = time.monotonic()
         return overview_frame(self.trainer, self.session.overview_count)
+
+    def on_park(self) -> None:
+        """The loop waits while paused: publish its latest step (progress is otherwise published at most every
+        `publish_interval`) and an overview graph of that step, drawn now (about 70 ms) unless the graph shown
+        already is of it, so a paused job's graph always matches its step counter."""
+        changes = {**self.position_changes(), "history": tuple(self.history.records)}
+        shown = self.session.snapshot().overview
+        if shown is None or shown.step != self.trainer.step:
+            changes["overview"] = self.overview()
+        self.session.publish(**changes)
 
     def on_step(self, metrics: StepRecord) -> None:
         self.history.add(metrics)
