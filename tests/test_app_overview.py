@@ -163,6 +163,25 @@ def paused_job(root, **changes) -> AppTest:
     return at
 
 
+def in_page_order(node) -> list:
+    """The page's elements top to bottom (blocks opened, depth first)."""
+    children = getattr(node, "children", None)
+    if not children:
+        return [node]
+    return [element for child in children.values() for element in in_page_order(child)]
+
+
+@pytest.mark.slow
+def test_the_graph_sits_between_the_jobs_progress_and_its_charts(root):
+    at = paused_job(root)
+    kinds = [(element.type, str(getattr(element, "value", ""))) for element in in_page_order(at.main)]
+    graph_at = kinds.index(("subheader", "The GAN as one graph"))
+    charts = [index for index, (kind, _) in enumerate(kinds) if kind == "plotly_chart"]
+    progress = [index for index, (kind, _) in enumerate(kinds) if kind == "progress"]
+    assert charts and progress, "a paused job shows its progress and charts"
+    assert max(progress) < graph_at < min(charts)
+
+
 @pytest.mark.slow
 def test_slow_motion_walks_one_step_in_ten_sub_steps_each_lit_on_the_graph(root):
     at = paused_job(root)

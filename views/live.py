@@ -6,6 +6,7 @@ The job belongs to the process-wide TrainingSession: this panel only sends it co
 """
 
 import time
+from collections.abc import Callable
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
@@ -173,9 +174,10 @@ def job_charts(live: bool) -> None:
     experiment.diagnosis([*snapshot.history, *snapshot.epoch_records])
 
 
-def job_panel(snapshot: Snapshot) -> None:
+def job_panel(snapshot: Snapshot, centrepiece: Callable[[], None] | None = None) -> None:
     """The job's header and buttons (drawn with the page), its progress and samples (redrawn every STATUS_EVERY
-    seconds while it is active) and its charts (every CHARTS_EVERY seconds)."""
+    seconds while it is active) and its charts (every CHARTS_EVERY seconds); `centrepiece` draws between the
+    progress and the charts (the overview graph)."""
     live = snapshot.active and st.session_state.get("live_view", True)
     st.html(STILL_PROGRESS_BAR)
     job_header(snapshot)
@@ -188,6 +190,8 @@ def job_panel(snapshot: Snapshot) -> None:
                 experiment.step_through(snapshot, session)
                 experiment.replies(session)
     progress_box = st.container()
+    if centrepiece is not None:
+        centrepiece()
     charts, samples = st.columns([3, 2], gap="large")
     st.fragment(job_status, run_every=STATUS_EVERY if live else None)(snapshot.status, live, progress_box, samples)
     with charts:

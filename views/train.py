@@ -39,9 +39,10 @@ def page() -> None:
         explainer.markdown(GAN_EXPLAINED)
     if selected is None and not snapshot.active:
         train_form.first_minute()
-    if snapshot.status != Status.IDLE:
-        live.job_panel(snapshot)
-    overview.section(selected, snapshot)
+    if snapshot.status != Status.IDLE:  # the graph sits between the job's progress and its charts
+        live.job_panel(snapshot, centrepiece=lambda: overview.section(selected, snapshot))
+    else:
+        overview.section(selected, snapshot)
     settings = live.lazy_expander(
         "Settings for a new run", "settings_open", selected is not None and not snapshot.active
     )
