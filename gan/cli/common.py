@@ -3,11 +3,14 @@ diagnosis printed after training and evaluation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import argparse
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from gan.lab.images_in import read_picture_file
+from gan.numbers import NumberError, shown
 from gan.scoring.diagnose import diagnose
 from gan.store.history import Record
 
@@ -32,6 +35,21 @@ def writing() -> Iterator[None]:
 def check_suffix(flag: str, path: Path, allowed: tuple[str, ...]) -> None:
     if path.suffix.lower() not in allowed:
         raise UsageError(f"{flag}={path} is not allowed: the file must end in {' or '.join(allowed)}")
+
+
+def number_flag(parse: Callable[[str], Any], name: str = "", allowed: str = "") -> Callable[[str], Any]:
+    """argparse's `type` for a number flag: the text read by gan/numbers.py (ASCII digits, finite, a sane length),
+    refused with what is allowed (the setting's own range when given), e.g. "lr_g='nan' is not allowed: ..."."""
+
+    def read(text: str) -> Any:
+        try:
+            return parse(text)
+        except NumberError as error:
+            message = f"{name}={shown(text)} is not allowed: {allowed}" if name else str(error)
+            raise argparse.ArgumentTypeError(message) from None
+
+    read.__name__ = parse.__name__  # argparse names the type in some messages
+    return read
 
 
 def read_bytes(path: Path) -> bytes:

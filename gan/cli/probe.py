@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan.cli.common import UsageError, check_suffix, read_bytes, writing
+from gan.cli.common import UsageError, check_suffix, number_flag, read_bytes, writing
 from gan.data import load_mnist, to_unit_range
 from gan.device import inference_bf16
 from gan.images import grid_png
@@ -27,7 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     probe = commands.add_parser("probe", help="the judge's reading of a digit picture and D's verdict per epoch")
     probe.set_defaults(command=probe_command)
     probe.add_argument("--run", required=True)
-    probe.add_argument("--epoch", type=whole_number, help="default: every saved epoch")
+    probe.add_argument("--epoch", type=number_flag(whole_number), help="default: every saved epoch")
     probe.add_argument(
         "--image", type=Path, required=True, help="a picture of one digit (PNG, JPEG, ...), any size, any colours"
     )
@@ -35,13 +35,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     inverter = commands.add_parser("invert", help="find the latent codes whose images are closest to given digits")
     inverter.set_defaults(command=invert_command)
     inverter.add_argument("--run", required=True)
-    inverter.add_argument("--epoch", type=whole_number, help="default: the newest saved epoch")
+    inverter.add_argument("--epoch", type=number_flag(whole_number), help="default: the newest saved epoch")
     source = inverter.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", type=Path, help="a PNG of one digit (prepared the way MNIST was)")
     source.add_argument("--npy", type=Path, help="digits (N, 28, 28) in [0, 1], as `gan sample` writes them")
     inverter.add_argument("--out", type=Path, required=True, help="the reconstructions: .png grid or .npy array")
     inverter.add_argument("--latents", type=Path, help="save the codes here (.npy); digits beside it (.digits.npy)")
-    inverter.add_argument("--steps", type=whole_number, default=INVERSION_STEPS, help=f"default {INVERSION_STEPS}")
+    inverter.add_argument(
+        "--steps", type=number_flag(whole_number), default=INVERSION_STEPS, help=f"default {INVERSION_STEPS}"
+    )
 
 
 def probe_command(args: argparse.Namespace) -> int:

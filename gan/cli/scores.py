@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gan.cli.common import print_diagnosis, writing
+from gan.cli.common import number_flag, print_diagnosis, writing
 from gan.numbers import whole_number
 from gan.scoring.judge import SPECS, judge_path, load_judge, load_judges, train_and_save
 from gan.scoring.metrics import (
@@ -36,7 +36,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("eval", help="quality scores of a run's epochs: FID, classifier score, classes")
     evaluate.set_defaults(command=eval_command)
     evaluate.add_argument("--run", required=True)
-    evaluate.add_argument("--epoch", type=whole_number, help="default: every saved epoch")
+    evaluate.add_argument("--epoch", type=number_flag(whole_number), help="default: every saved epoch")
 
 
 def judge_command(args: argparse.Namespace) -> int:
