@@ -12,6 +12,7 @@ and reports its own errors.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import threading
@@ -25,6 +26,7 @@ from gan.losses import r1_penalty
 from gan.models import build_discriminator, build_generator
 from gan.presets import QUICK_START
 
+EXIT_WAIT = 60.0  # seconds the interpreter's exit waits for a warm-up under way
 _lock = threading.Lock()
 _started = False
 _done = threading.Event()
@@ -59,7 +61,11 @@ def start_warm_up() -> None:
         if _started:
             return
         _started = True
-    threading.Thread(target=_quietly, name="gan-warm-up", daemon=True).start()
+    thread = threading.Thread(target=_quietly, name="gan-warm-up", daemon=True)
+    thread.start()
+    # A daemon thread stopped by the interpreter's exit inside PyTorch aborts the process ("terminate called without
+    # an active exception"): the server stopped by Ctrl-C or SIGTERM lets the warm-up end first (seconds).
+    atexit.register(thread.join, EXIT_WAIT)
 
 
 def wait_until_warm(timeout: float | None = None) -> bool:
