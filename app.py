@@ -8,6 +8,10 @@ without this frame.
 
 from pathlib import Path
 
+# Imported whole before any page runs: plotly looks pandas up in sys.modules without importing it, so a chart drawn
+# while another session's thread is still importing pandas would find it half-made (AttributeError). Every session's
+# script runs this line first, and Python's import lock holds it until pandas is complete.
+import pandas  # noqa: F401
 import streamlit as st
 
 from views import kept

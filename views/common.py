@@ -24,7 +24,7 @@ from gan.jobs.warmup import start_warm_up
 from gan.lab.latent import Directions, principal_directions, typical_distance
 from gan.series import smooth, thin
 from gan.store.history import ChangeRecord, EpochRecord, History, StepRecord
-from gan.store.listing import RunInfo, list_runs
+from gan.store.listing import RunInfo, list_runs, root_problem
 from gan.store.run import Run, default_root, load_generator
 
 COLORS = {"loss_d": "#1f77b4", "loss_g": "#ff7f0e", "d_real": "#2ca02c", "d_fake": "#d62728", "wasserstein": "#8c564b"}
@@ -106,6 +106,9 @@ def run_picker() -> RunInfo | None:
     st.sidebar.header("Runs")
     if snapshot.error:
         st.sidebar.error(f"The training job of run **{plain(snapshot.run_name)}** needs attention: see the Train page.")
+    problem = root_problem()  # e.g. the folder of runs is a file: say so, not "no runs yet"
+    if problem:
+        st.sidebar.error(plain(problem))
     if not runs:
         st.sidebar.caption("No runs yet. Start one on the Train page.")
         return None

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan.cli.common import UsageError, check_suffix, writing
+from gan.cli.common import UsageError, check_suffix, number_flag, writing
 from gan.data import NUM_CLASSES, to_unit_range
 from gan.images import grid_png
 from gan.lab.latent import sample
+from gan.numbers import whole_number
 from gan.store.checkpoints import CheckpointError, printable
-from gan.store.listing import list_runs
+from gan.store.listing import iter_runs, root_problem
 from gan.store.run import Run, default_root, load_generator
 
 
@@ -22,10 +23,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     sampler = commands.add_parser("sample", help="draw samples from a saved epoch to a PNG grid or .npy array")
     sampler.set_defaults(command=sample_command)
     sampler.add_argument("--run", required=True)
-    sampler.add_argument("--epoch", type=int, help="default: the newest saved epoch")
-    sampler.add_argument("--digit", type=int, help="the digit to draw (conditional presets); default: all ten")
-    sampler.add_argument("--n", type=int, default=100, help="number of samples (default 100)")
-    sampler.add_argument("--seed", type=int, default=0)
+    sampler.add_argument("--epoch", type=number_flag(whole_number), help="default: the newest saved epoch")
+    sampler.add_argument(
+        "--digit", type=number_flag(whole_number), help="the digit to draw (conditional presets); default: all ten"
+    )
+    sampler.add_argument("--n", type=number_flag(whole_number), default=100, help="number of samples (default 100)")
+    sampler.add_argument("--seed", type=number_flag(whole_number), default=0)
     sampler.add_argument("--out", type=Path, required=True, help="a .png grid or a .npy array (N, 28, 28) in [0, 1]")
 
     runs = commands.add_parser("runs", help="list runs with their epochs and last losses")
@@ -53,12 +56,14 @@ def sample_command(args: argparse.Namespace) -> int:
 
 
 def runs_command(args: argparse.Namespace) -> int:
-    runs = list_runs(args.root)
-    if not runs:
-        print(f"no runs in {args.root or default_root()}/ yet: start one with 'python -m gan train'")
-        return 0
-    print(f"{'run':<28} {'preset':<8} {'epochs':>6} {'step':>7} {'loss_d':>7} {'loss_g':>7}  note")
-    for info in runs:  # names and reasons come from the disk: control characters are escaped
+    problem = root_problem(args.root)
+    if problem:
+        raise UsageError(problem)
+    listed = 0
+    for info in iter_runs(args.root):  # a line as each run is read; names and reasons from disk are escaped
+        if not listed:
+            print(f"{'run':<28} {'preset':<8} {'epochs':>6} {'step':>7} {'loss_d':>7} {'loss_g':>7}  note")
+        listed += 1
         last = info.last_record
         preset = info.config.preset if info.config else "?"
         epochs = f"{info.epochs[-1]}" if info.epochs else "-"
@@ -67,4 +72,6 @@ def runs_command(args: argparse.Namespace) -> int:
         print(
             f"{printable(info.name, 100):<28} {preset:<8} {epochs:>6} {step:>7} {losses}  {printable(info.error or '')}"
         )
+    if not listed:
+        print(f"no runs in {args.root or default_root()}/ yet: start one with 'python -m gan train'")
     return 0

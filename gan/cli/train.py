@@ -6,18 +6,24 @@ from __future__ import annotations
 import argparse
 import math
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from gan.cli.common import UsageError, print_diagnosis, writing
+from gan.cli.common import UsageError, number_flag, print_diagnosis, writing
 from gan.config import DEFAULT_PRESET, SETTINGS, Config, Setting
 from gan.control import Control
 from gan.device import configure_threads
 from gan.jobs.runner import RunError, check_same_settings, check_startable, prepare_trainer, train_run
 from gan.lab.recipes import RECIPES, get_recipe
 from gan.models import count_parameters
+from gan.numbers import decimal_number, whole_number
 from gan.scoring.judge import judge_is_cached, load_judges
 from gan.store.history import EpochRecord, StepRecord
 from gan.store.run import Run, default_run_name
 from gan.train import Trainer
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+FROM_TEXT = {int: whole_number, float: decimal_number}  # a flag's number, read as gan/numbers.py reads any
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -25,7 +31,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.set_defaults(command=train_command)
     train.add_argument("--run", help="run name (default: <preset>-<date>-<time>)")
     train.add_argument("--resume", action="store_true", help="continue the run from its newest saved state")
-    train.add_argument("--max-minutes", type=float, help="stop after this many minutes of training, saving the state")
+    train.add_argument(
+        "--max-minutes",
+        type=number_flag(decimal_number, "--max-minutes", "a number of minutes above 0"),
+        help="stop after this many minutes of training, saving the state",
+    )
     for setting in SETTINGS.values():
         add_setting(train, setting)
     train.add_argument(
@@ -47,9 +57,9 @@ def add_setting(parser: argparse.ArgumentParser, setting: Setting) -> None:
         return
     details = {"choices": setting.choices} if setting.choices else {"metavar": setting.kind.__name__.upper()}
     allowed = "" if setting.choices else f" ({setting.allowed()})"
-    parser.add_argument(
-        setting.cli_flag, dest=setting.name, type=setting.kind, help=f"{setting.help}{allowed}", **details
-    )
+    numeric = setting.kind in FROM_TEXT
+    read = number_flag(FROM_TEXT[setting.kind], setting.name, setting.allowed()) if numeric else setting.kind
+    parser.add_argument(setting.cli_flag, dest=setting.name, type=read, help=f"{setting.help}{allowed}", **details)
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -69,9 +79,30 @@ def train_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-minutes={args.max_minutes} is not allowed: a number of minutes above 0")
     threads = configure_threads()
     run, config = resumed_run(args) if args.resume else new_run(args)
-    with writing(), run.lock():  # the lock is held for the whole job: a second writer of this run is refused
+    control = Control()
+    # the lock is held for the whole job: a second writer of this run is refused
+    with stopped_by_signals(control), writing(), run.lock():
         trainer = prepare_trainer(run, config, resume=args.resume, epochs=args.epochs)
-        return train_with_output(args, run, trainer, threads)
+        return train_with_output(args, run, trainer, threads, control)
+
+
+@contextmanager
+def stopped_by_signals(control: Control) -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM (sent by kill, systemd, docker, timeout) stop training at the next step, which
+    is saved; the command then ends as usual, with code 0. A second signal ends the process at once. Installed
+    before the data loads, so a signal during loading stops the run before its first step."""
+
+    def stop(number: int, frame: object) -> None:
+        control.stop()
+        for each in STOP_SIGNALS:
+            signal.signal(each, signal.SIG_DFL)
+
+    previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def resumed_run(args: argparse.Namespace) -> tuple[Run, None]:
@@ -97,7 +128,7 @@ def new_run(args: argparse.Namespace) -> tuple[Run, Config]:
     return run, config
 
 
-def train_with_output(args: argparse.Namespace, run: Run, trainer: Trainer, threads: int) -> int:
+def train_with_output(args: argparse.Namespace, run: Run, trainer: Trainer, threads: int, control: Control) -> int:
     config = trainer.config
     if args.recipe:
         print(get_recipe(args.recipe).explanation)
@@ -111,8 +142,6 @@ def train_with_output(args: argparse.Namespace, run: Run, trainer: Trainer, thre
         f"{'bf16' if trainer.bf16 else 'fp32'}), "
         f"{trainer.steps_per_epoch} steps per epoch of {config.batch_size}"
     )
-    control = Control()
-    signal.signal(signal.SIGINT, lambda *_: (control.stop(), signal.signal(signal.SIGINT, signal.SIG_DFL)))
     outcome = train_with_progress(run, trainer, control, args.max_minutes)
     print(f"{outcome}: epoch {trainer.epoch}/{config.epochs}, step {trainer.step}, saved in {run.path}")
     print_diagnosis(run.history())

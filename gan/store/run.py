@@ -110,9 +110,14 @@ class Run:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise RunLockedError(f"run {self.name!r} is being trained by {self._lock_holder()}") from None
-            os.ftruncate(descriptor, 0)
             holder = {"pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-            os.pwrite(descriptor, json.dumps(holder).encode(), 0)
+            try:
+                os.ftruncate(descriptor, 0)
+                os.pwrite(descriptor, json.dumps(holder).encode(), 0)
+            except OSError as error:  # e.g. a full disk: name the file, and leave no folder holding only the lock
+                if created:
+                    shutil.rmtree(self.path, ignore_errors=True)
+                raise OSError(error.errno, error.strerror, str(self.path / LOCK_FILE)) from None
             _HELD.add(self.path.resolve())
             try:
                 yield
