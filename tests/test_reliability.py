@@ -43,6 +43,7 @@ def damage(run: Run, epoch: int) -> None:
 # --- one damaged epoch ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_verdicts_skip_a_damaged_epoch_and_say_which(root):
     run = saved_run(root, epochs=3)
     damage(run, 2)
@@ -53,6 +54,7 @@ def test_the_verdicts_skip_a_damaged_epoch_and_say_which(root):
     assert all("\n" not in reason for _, reason in found.skipped)
 
 
+@pytest.mark.slow
 def test_gan_probe_lists_the_good_epochs_and_one_line_for_a_damaged_one(root, cli, tmp_path):
     run = saved_run(root, epochs=3)
     damage(run, 2)
@@ -190,6 +192,7 @@ def test_listing_again_reads_only_the_runs_that_changed(root, trained, monkeypat
 # --- files others may read ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
 def test_every_file_of_a_run_is_readable_by_whoever_may_read_its_history(tmp_path, umask):
     previous = os.umask(umask)
