@@ -3,6 +3,7 @@ import threading
 import pytest
 import torch
 
+import gan.jobs.runner
 from gan.jobs.runner import prepare_trainer, train_run
 from gan.jobs.scoring import EpochScorer, ScoringFailed
 from gan.models import build_generator
@@ -89,10 +90,26 @@ def test_a_failed_score_fails_on_the_training_thread():
     def broken(G):
         raise ValueError("judge file damaged")
 
-    scorer = EpochScorer(generator(), broken)
-    scorer.submit(record(1), last=True)
+    scorer = EpochScorer(generator(), broken, share=1.0)
+    scorer.submit(record(1))
+    wait_for(lambda: scorer.idle)
     with pytest.raises(ScoringFailed, match="judge file damaged"):
-        scorer.finish()
+        scorer.ready()
+    assert not scorer.submit(record(2), last=True), "nothing is scored after a failure"
+    assert [(r.epoch, r.scores) for r in scorer.ready() + scorer.finish()] == [(1, None), (2, None)]
+
+
+def test_a_failed_score_fails_the_run_with_its_epochs_saved_and_recorded(root, monkeypatch):
+    def broken(G):
+        raise ValueError("judge file damaged")
+
+    monkeypatch.setattr(gan.jobs.runner, "score_generator", broken)
+    run = Run.at("broken", root)
+    with run.lock(), pytest.raises(ScoringFailed, match="judge file damaged"):
+        train_run(run, prepare_trainer(run, tiny_config(epochs=2, evaluate=True, checkpoint_every=1)))
+    assert 1 in run.epochs()
+    assert [record.epoch for record in run.history().epochs] == run.epochs()
+    assert all(record.scores is None for record in run.history().epochs)
 
 
 def test_finish_gives_up_after_its_timeout_and_keeps_the_epoch_unscored():

@@ -14,6 +14,7 @@ from gan.config import DEFAULT_PRESET, SETTINGS, Config, Setting
 from gan.control import Control
 from gan.device import configure_threads
 from gan.jobs.runner import RunError, check_same_settings, check_startable, prepare_trainer, train_run
+from gan.jobs.warmup import start_warm_up
 from gan.lab.recipes import RECIPES, get_recipe
 from gan.models import count_parameters
 from gan.numbers import decimal_number, whole_number
@@ -79,6 +80,8 @@ def train_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-minutes={args.max_minutes} is not allowed: a number of minutes above 0")
     threads = configure_threads()
     run, config = resumed_run(args) if args.resume else new_run(args)
+    if config is not None:
+        start_warm_up(config)  # its first step's kernels, on the second core while this one builds the trainer
     control = Control()
     # the lock is held for the whole job: a second writer of this run is refused
     with stopped_by_signals(control), writing(), run.lock():

@@ -15,7 +15,7 @@ from gan.config import Config
 from gan.control import Control, Outcome
 from gan.data import DEFAULT_DATA_DIR, load_mnist
 from gan.images import grid_png
-from gan.jobs.scoring import EpochScorer
+from gan.jobs.scoring import EpochScorer, ScoringFailed
 from gan.models import check_memory
 from gan.scoring.diagnose import sample_spread
 from gan.scoring.metrics import score_generator
@@ -151,13 +151,13 @@ class Recorder:
         spread = sample_spread(samples)  # the diagnosis tells collapse from variety by it
         record = EpochRecord(epochs_done, trainer.step, trainer.seconds, None, spread)
         self.scorer.submit(record, last=epochs_done == config.epochs)  # scores this G_ema's copy, if due
-        self.take_epochs(self.scorer.ready(), flush=False)
         self.flush()
         grid = grid_png(samples)
         if epochs_done % config.checkpoint_every == 0 or epochs_done == config.epochs:
             self.save_epoch(epochs_done, grid)
         if self.on_epoch:
             self.on_epoch(epochs_done, record, grid)
+        self.take_epochs(self.scorer.ready())  # this epoch's record if unscored, or earlier ones scored by now
 
     def save_epoch(self, epochs_done: int, grid: bytes) -> None:
         state, config = self.trainer.state_dict(), self.trainer.config
@@ -183,6 +183,7 @@ class Recorder:
         self.flush()
         if outcome != Outcome.FINISHED:
             self.save(lambda: self.run.save_latest(self.trainer.state_dict(), self.trainer.config))
+        self.scorer.raise_failure()  # a failed score fails the job, as scoring inline did, once all is saved
 
     def save(self, write: Callable[[], None]) -> None:
         while True:
@@ -223,9 +224,9 @@ def train_run(
             before_requested_step=before_requested_step,
             slow_step=slow_step,
         )
-    except TrainingDiverged:
+    except (TrainingDiverged, ScoringFailed):
         recorder.take_epochs(recorder.scorer.finish(timeout=0), flush=False)  # unscored, not waited for
-        recorder.flush()  # the steps before the bad one are kept
+        recorder.flush()  # the steps before the bad one (or before the failed score was seen) are kept
         raise
     except BaseException:
         recorder.scorer.finish(timeout=0)  # the scoring worker ends with the job

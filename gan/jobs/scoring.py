@@ -65,7 +65,8 @@ class EpochScorer:
         self.spent = 0.0  # wall seconds of finished scores
         self.scoring_since: float | None = None  # when the score in progress began
         self.slots: deque[_Slot] = deque()  # submitted, not yet handed back, in epoch order
-        self.error: BaseException | None = None
+        self.failure: BaseException | None = None  # what a score raised; no epoch is scored after it
+        self.failure_raised = False
         self.closed = False  # set by `finish`: the worker ends once it has nothing left to do
         self.changed = threading.Condition()
         self.thread: threading.Thread | None = None
@@ -76,7 +77,7 @@ class EpochScorer:
         """Whether an epoch ending now is scored: the last always; another when the worker has nothing to do and
         scoring has so far taken at most `share` of the wall time since training began."""
         with self.changed:
-            if self.score is None:
+            if self.score is None or self.failure is not None:
                 return False
             return last or (self.idle and self.spent <= self.share * (self.clock() - self.started))
 
@@ -99,9 +100,21 @@ class EpochScorer:
         return scored
 
     def ready(self) -> list[EpochRecord]:
-        """The records whose turn has come: the oldest ones, as long as each is scored or left unscored."""
+        """The records whose turn has come: the oldest ones, as long as each is scored or left unscored. Raises
+        ScoringFailed, once, if a score failed."""
+        self.raise_failure()
+        return self._take_done()
+
+    def raise_failure(self) -> None:
+        """Raise ScoringFailed if a score failed and that was not raised yet."""
         with self.changed:
-            self._raise_error()
+            if self.failure is not None and not self.failure_raised:
+                self.failure_raised = True
+                error = self.failure
+                raise ScoringFailed(f"scoring an epoch failed: {type(error).__name__}: {error}") from error
+
+    def _take_done(self) -> list[EpochRecord]:
+        with self.changed:
             out = []
             while self.slots and self.slots[0].done:
                 out.append(self.slots.popleft().record)
@@ -109,10 +122,11 @@ class EpochScorer:
 
     def finish(self, timeout: float | None = None) -> list[EpochRecord]:
         """Wait until every submitted epoch is scored (at most `timeout` seconds), stop the worker and return the
-        remaining records; those still unscored after a timeout come back without scores."""
+        remaining records; those still unscored after a timeout (or a failed score) come back without scores. A
+        failure is not raised here: see `raise_failure`."""
         deadline = None if timeout is None else self.clock() + timeout
         with self.changed:
-            while not all(slot.done for slot in self.slots) and self.error is None:
+            while not all(slot.done for slot in self.slots) and self.failure is None:
                 left = None if deadline is None else deadline - self.clock()
                 if left is not None and left <= 0:
                     break
@@ -121,19 +135,7 @@ class EpochScorer:
                 slot.done, slot.weights = True, None
             self.closed = True
             self.changed.notify_all()  # the worker sees nothing left to do and ends
-        return self.ready()
-
-    @property
-    def share_spent(self) -> float:
-        """The share of the wall time since training began spent scoring so far."""
-        with self.changed:
-            running = 0.0 if self.scoring_since is None else self.clock() - self.scoring_since
-            return (self.spent + running) / max(self.clock() - self.started, 1e-9)
-
-    def _raise_error(self) -> None:
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise ScoringFailed(f"scoring an epoch failed: {type(error).__name__}: {error}") from error
+        return self._take_done()
 
     def _start_worker(self) -> None:
         if self.thread is None:
@@ -143,27 +145,29 @@ class EpochScorer:
 
     # --- the worker thread ---
 
-    def _next(self) -> _Slot | None:
-        """The oldest epoch waiting to be scored, waiting for one until `finish` closes the scorer."""
+    def _next(self) -> tuple[_Slot, dict[str, torch.Tensor]] | None:
+        """The oldest epoch waiting to be scored and its weights, waiting for one until `finish` closes the scorer."""
         with self.changed:
             while True:
                 waiting = [slot for slot in self.slots if not slot.done]
                 if waiting:
                     self.scoring_since = self.clock()
-                    return waiting[0]
+                    return waiting[0], waiting[0].weights
                 if self.closed:
                     return None
                 self.changed.wait()
 
     def _work(self) -> None:
-        while (slot := self._next()) is not None:
+        while (job := self._next()) is not None:
+            slot, weights = job
             try:
-                self.model.load_state_dict(slot.weights)
+                self.model.load_state_dict(weights)
                 scores = self.score(self.model)
-            except BaseException as error:  # raised again on the training thread
+            except BaseException as error:  # raised on the training thread; the epochs left go unscored
                 with self.changed:
-                    self.error, slot.done, slot.weights = error, True, None
-                    self.scoring_since = None
+                    self.failure, self.scoring_since = error, None
+                    for left in self.slots:
+                        left.done, left.weights = True, None
                     self.changed.notify_all()
                 return
             with self.changed:

@@ -1,8 +1,8 @@
-"""Work done ahead in the app, while its first page is read, that a run's first training step would otherwise do
-after the click: importing PyTorch's compiler package (torch.optim imports it when the first optimiser is made,
-about two CPU-seconds), loading the MNIST training set, and running the quick start's networks forwards and
-backwards once (PyTorch prepares its convolution kernels for a shape the first time it meets it: most of a first
-step's time on a CPU).
+"""Work done ahead that a run's first training step would otherwise do: loading the MNIST training set, running the
+networks forwards and backwards once (PyTorch prepares its convolution kernels for a shape the first time it meets
+it: most of a first step's time on a CPU) and importing PyTorch's compiler package (torch.optim imports it when
+the first optimiser is made, about two CPU-seconds). The app warms up for the quick start while its first page is
+read; `python -m gan train` warms up for its run on a second thread while the first builds the trainer.
 
 Nothing here draws a random number: the networks are built on the meta device, given zero weights, and thrown
 away, so a job building its own trainer at the same time (its weights drawn from the seeded global generator)
@@ -33,8 +33,7 @@ _done = threading.Event()
 
 
 def warm_up(config: Config | None = None) -> None:
-    """Import and load what a first step needs, and run its networks (the quick start's by default) once."""
-    importlib.import_module("torch._dynamo")  # what torch.optim imports at its first optimiser
+    """Run a first step's networks (the quick start's by default) once, and import what its optimisers need."""
     config = config or Config.for_preset(**QUICK_START)
     real = load_mnist().images[: config.batch_size]
     device = resolve_device(config.device)
@@ -52,16 +51,18 @@ def warm_up(config: Config | None = None) -> None:
     loss.backward()
     if config.r1_gamma > 0:  # the step's R1 penalty, a double backward, in fp32 as the trainer takes it
         r1_penalty(D, real.to(device), y).backward()
+    importlib.import_module("torch._dynamo")  # what torch.optim imports at its first optimiser: last, so that a
+    # trainer being built meanwhile imports it while this thread's kernels are prepared, both cores busy
 
 
-def start_warm_up() -> None:
-    """Warm up once per process, on a background thread."""
+def start_warm_up(config: Config | None = None) -> None:
+    """Warm up once per process, on a background thread, for `config` (default: the quick start's)."""
     global _started
     with _lock:
         if _started:
             return
         _started = True
-    thread = threading.Thread(target=_quietly, name="gan-warm-up", daemon=True)
+    thread = threading.Thread(target=_quietly, args=(config,), name="gan-warm-up", daemon=True)
     thread.start()
     # A daemon thread stopped by the interpreter's exit inside PyTorch aborts the process ("terminate called without
     # an active exception"): the server stopped by Ctrl-C or SIGTERM lets the warm-up end first (seconds).
@@ -73,9 +74,9 @@ def wait_until_warm(timeout: float | None = None) -> bool:
     return _done.wait(timeout)
 
 
-def _quietly() -> None:
+def _quietly(config: Config | None) -> None:
     try:
         with contextlib.suppress(Exception):
-            warm_up()
+            warm_up(config)
     finally:
         _done.set()
