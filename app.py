@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas  # noqa: F401
 import streamlit as st
 
-from views import kept
+from views import kept, links
 from views.common import run_picker
 
 # A shipped icon: a Material icon as the page icon would be fetched from a font server, which fails offline.
@@ -24,17 +24,21 @@ st.set_page_config(page_title="GAN Studio", page_icon=str(ICON), layout="wide")
 # below the fold, so the pages start closer to the navigation.
 st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }</style>")
 
-page = st.navigation(
-    [
-        st.Page("views/train.py", title="Train", icon=":material/model_training:", default=True),
-        st.Page("views/timeline.py", title="Timeline", icon=":material/timeline:"),
-        st.Page("views/latent.py", title="Latent space", icon=":material/scatter_plot:"),
-        st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
-        st.Page("views/probe.py", title="Your digit", icon=":material/gesture:"),
-    ],
-    position="top",
-)
+pages = [
+    st.Page("views/train.py", title="Train", icon=":material/model_training:", default=True),
+    st.Page("views/timeline.py", title="Timeline", icon=":material/timeline:"),
+    st.Page("views/latent.py", title="Latent space", icon=":material/scatter_plot:"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("views/probe.py", title="Your digit", icon=":material/gesture:"),
+]
+page = st.navigation(pages, position="top")
+linked = links.open_link({links.page_name(item.url_path): item for item in pages})  # once per browser session
+if linked is not None and linked.url_path != page.url_path:
+    st.switch_page(linked)
 kept.keep_choices()  # before any widget: the seed, digit, run and epochs survive page switches
 st.sidebar.title("GAN Studio")
-st.session_state["selected_run"] = run_picker()
+selected = run_picker()
+st.session_state["selected_run"] = selected
+links.show_notice()
+links.begin(links.page_name(page.url_path), selected.name if selected else None)
 page.run()

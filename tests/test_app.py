@@ -117,20 +117,19 @@ def gif_frames(data: bytes) -> int:
     return picture.n_frames
 
 
-def test_without_runs_the_app_says_how_to_start(root):
-    at = open_app()
-    assert "No runs yet" in texts(at)
+def test_without_runs_of_ones_own_the_app_shows_the_demo_and_how_to_start(root):
+    at = open_app(settings=False)
+    assert "Train your own GAN" in texts(at) and "two networks trained against each other" in texts(at)
     assert at.button(key="quick_start").proto.type == "primary"
-    for page in ("views/timeline.py", "views/latent.py"):
-        at.switch_page(page).run()
-        assert not at.exception
-        assert "No runs yet" in texts(at)
+    assert at.selectbox(key="run").value == "demo"  # every page has a run to show (tests/test_demo.py walks them)
+    assert at.selectbox(key="run").options[:2] == ["demo (demo)", "mode-collapse (demo)"]
 
 
 def test_the_settings_form_opens_with_its_expander_and_starts_from_a_presets_defaults(root):
     at = open_app(settings=False)
     essay = "two networks trained against each other"
-    assert essay in texts(at) and not at.number_input  # a first visit: the explainer open, the settings closed
+    settings = [widget for widget in at.number_input if widget.key.startswith("cfg_")]
+    assert essay in texts(at) and not settings  # a first visit: the explainer open, the settings closed
     at.session_state["explainer_open"] = False
     at.session_state["settings_open"] = True
     at.run()
@@ -344,7 +343,8 @@ def poisoned_app(root, good) -> AppTest:
 def test_a_poisoned_run_is_listed_with_its_reason_on_every_page(poisoned_app, page):
     poisoned_app.switch_page(page).run()
     assert not poisoned_app.exception
-    assert set(poisoned_app.selectbox(key="run").options) == {"good", "bad (unreadable)"}
+    options = set(poisoned_app.selectbox(key="run").options)
+    assert options == {"demo (demo)", "mode-collapse (demo)", "good", "bad (unreadable)"}
     poisoned_app.selectbox(key="run").set_value("bad").run()
     assert not poisoned_app.exception
     assert any("nested too deeply" in caption.value for caption in poisoned_app.sidebar.caption)

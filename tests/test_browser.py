@@ -77,7 +77,7 @@ def walk_through(page, url: str, screens: Screens) -> None:
     page.get_by_role("link", name="Latent space", exact=True).wait_for()
     page.get_by_role("heading", name="Timeline", exact=True).wait_for()
     page.goto(url)
-    page.get_by_text("No runs yet").first.wait_for()
+    page.get_by_text("Train your own GAN").first.wait_for()
     screens.take("01-first-visit")
 
     page.get_by_text("Settings for a new run").click()

@@ -50,21 +50,23 @@ def test_python_m_gan_trains_samples_and_lists(tmp_path):
         command = [sys.executable, "-m", "gan", "--root", str(tmp_path), *args]
         return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
 
-    trained = gan("train", "--epochs", "2", "--run", "demo", *TINY_RUN)
+    trained = gan("train", "--epochs", "2", "--run", "mine", *TINY_RUN)
     assert trained.returncode == 0, trained.stderr
     assert "parameters" in trained.stdout and "finished: epoch 2/2" in trained.stdout
     listing = gan("runs")
     assert listing.returncode == 0 and listing.stderr == ""
-    assert listing.stdout.splitlines()[1].split()[:4] == ["demo", "cdcgan", "2", "6"]
+    rows = [line.split() for line in listing.stdout.splitlines()[1:]]
+    assert [row[0] for row in rows] == ["demo", "mode-collapse", "mine"]  # the shipped runs first
+    assert rows[2][:4] == ["mine", "cdcgan", "2", "6"]
 
 
 def test_sample_writes_a_png_grid_or_an_array(root, cli, tmp_path):
-    run = Run.at("demo")
+    run = Run.at("mine")
     train_run(run, prepare_trainer(run, tiny_config()))
-    code, out, _ = cli("sample", "--run", "demo", "--digit", "7", "--n", "16", "--out", tmp_path / "s.png")
-    assert code == 0 and "wrote 16 samples from demo epoch 2" in out
+    code, out, _ = cli("sample", "--run", "mine", "--digit", "7", "--n", "16", "--out", tmp_path / "s.png")
+    assert code == 0 and "wrote 16 samples from mine epoch 2" in out
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
-    code, _, _ = cli("sample", "--run", "demo", "--n", "30", "--out", tmp_path / "s.npy")
+    code, _, _ = cli("sample", "--run", "mine", "--n", "30", "--out", tmp_path / "s.npy")
     array = np.load(tmp_path / "s.npy")
     assert code == 0 and array.shape == (30, 28, 28) and array.min() >= 0 and array.max() <= 1
 
@@ -89,7 +91,7 @@ def test_a_bug_is_not_a_user_error_and_shows_its_traceback(root, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("a bug")
 
-    monkeypatch.setattr(gan.cli.runs, "iter_runs", broken)
+    monkeypatch.setattr(gan.cli.runs, "iter_all_runs", broken)
     with pytest.raises(ValueError, match="a bug"):
         gan.__main__.main(["runs"])
 

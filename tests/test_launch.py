@@ -79,6 +79,15 @@ def test_the_installed_package_reads_its_own_mnist_from_any_folder(installed, tm
     assert Path(folder).is_relative_to(installed.parent) and count == "10000"
 
 
+def test_the_installed_package_lists_its_shipped_demo_runs(installed, tmp_path):
+    script = "from gan.store.listing import list_all_runs; print(*(f'{i.name}:{i.error}' for i in list_all_runs()))"
+    env = clean_env(GAN_STUDIO_CHECKPOINTS=str(tmp_path / "checkpoints"))
+    answer = subprocess.run([installed / "python", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.split() == ["demo:None", "mode-collapse:None"]  # both there, and whole
+
+
 def test_the_installed_gan_studio_command_serves_the_app(installed, tmp_path):
     port = free_port()
     env = clean_env(GAN_STUDIO_CHECKPOINTS=str(tmp_path / "checkpoints"))

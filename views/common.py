@@ -24,7 +24,7 @@ from gan.jobs.warmup import start_warm_up
 from gan.lab.latent import Directions, principal_directions, typical_distance
 from gan.series import smooth, thin
 from gan.store.history import ChangeRecord, EpochRecord, History, StepRecord
-from gan.store.listing import RunInfo, list_runs, root_problem
+from gan.store.listing import RunInfo, list_all_runs, root_problem
 from gan.store.run import Run, default_root, load_generator
 
 COLORS = {"loss_d": "#1f77b4", "loss_g": "#ff7f0e", "d_real": "#2ca02c", "d_fake": "#d62728", "wasserstein": "#8c564b"}
@@ -81,7 +81,7 @@ def run_summary(info: RunInfo, live: bool, paused: bool = False) -> str:
     saved = f"{info.config.preset} · {len(info.epochs)} of {info.config.epochs} epochs saved"
     if stopped_mid_epoch(info):
         saved += f" · stopped at step {info.last_record.step:,}, saved: Continue resumes it"
-    return saved
+    return saved + (" · shipped with GAN Studio, read-only: Continue trains a copy" if info.shipped else "")
 
 
 def stopped_mid_epoch(info: RunInfo) -> bool:
@@ -90,19 +90,26 @@ def stopped_mid_epoch(info: RunInfo) -> bool:
     return last is not None and last.epoch >= (info.epochs[-1] if info.epochs else 0)
 
 
+def run_label(info: RunInfo) -> str:
+    if info.shipped:
+        return f"{info.name} (demo)"
+    return info.name if info.config else f"{info.name} (unreadable)"
+
+
 def run_picker() -> RunInfo | None:
     """The sidebar's run selector (shared by every page); returns the chosen run, or None when there are none.
 
     Options are labelled by name only, so a label never changes under the user while a run grows; the details
     of the chosen run go in a caption below it.
     """
-    runs = list_runs()
+    runs = list_all_runs()
     snapshot = get_session().snapshot()
     live = snapshot.run_name if snapshot.active else None
     if live:  # its folder may be half-written at this moment: describe it from the job instead
         listed = [info for info in runs if info.name == live and info.config is not None]
         runs = [info for info in runs if info.name != live]
-        runs.insert(0, listed[0] if listed else RunInfo(live, default_root() / live, snapshot.config, (), None, None))
+        job = listed[0] if listed else RunInfo(live, default_root() / live, snapshot.config, (), None, None)
+        runs.insert(sum(info.shipped for info in runs), job)  # first after the shipped runs
     st.sidebar.header("Runs")
     if snapshot.error:
         st.sidebar.error(f"The training job of run **{plain(snapshot.run_name)}** needs attention: see the Train page.")
@@ -113,15 +120,17 @@ def run_picker() -> RunInfo | None:
         st.sidebar.caption("No runs yet. Start one on the Train page.")
         return None
     names = [info.name for info in runs]
-    if st.session_state.get("run") not in names:
-        st.session_state["run"] = live if live in names else names[0]
+    if st.session_state.get("run") not in names:  # the job's run, else the newest of one's own, else the demo
+        own = [info.name for info in runs if not info.shipped]
+        st.session_state["run"] = live if live in names else (own or names)[0]
     by_name = {info.name: info for info in runs}
     chosen = st.sidebar.selectbox(
         "Run",
         names,
         key="run",
-        format_func=lambda name: name if by_name[name].config else f"{name} (unreadable)",
-        help=f"Folders in {plain(runs[0].path.parent)}, newest first.",
+        format_func=lambda name: run_label(by_name[name]),
+        help=f"The demo runs shipped with GAN Studio (read-only), then the folders in {plain(default_root())}, "
+        "newest first.",
     )
     st.sidebar.caption(run_summary(by_name[chosen], chosen == live, snapshot.status == Status.PAUSED))
     return by_name[chosen]
@@ -349,7 +358,7 @@ def fid_figure(epochs: Sequence[int], fids: Sequence[float], epoch: int) -> go.F
 
 def download(label: str, data: bytes | Callable[[], bytes], file_name: str, key: str) -> None:
     """A download button; `data` may be a function, called only when the button is clicked."""
-    mime = "image/gif" if file_name.endswith(".gif") else "image/png"
+    mime = {".gif": "image/gif", ".html": "text/html"}.get(Path(file_name).suffix, "image/png")
     st.download_button(
         label, data, file_name=file_name, mime=mime, key=key, on_click="ignore", icon=":material/download:"
     )

@@ -11,7 +11,7 @@ import streamlit as st
 
 from gan.lab import compare
 from gan.series import smooth, thin
-from gan.store.listing import list_runs
+from gan.store.listing import list_all_runs
 from gan.store.run import Run
 from views import common
 
@@ -120,7 +120,7 @@ def grids(runs: list[compare.RunRecord], paths: dict[str, Run]) -> None:
 def page() -> None:
     st.title("Compare runs")
     st.caption("Pick two to four runs: their settings that differ, their curves on one axis, their samples.")
-    readable = [info for info in list_runs() if info.config is not None]
+    readable = [info for info in list_all_runs() if info.config is not None]
     if len(readable) < 2:
         st.info("Comparing needs at least two runs. Start some on the Train page (the failure recipes are quick).")
         return

@@ -24,7 +24,7 @@ from gan.lab.latent import (
 from gan.models import Generator
 from gan.store.listing import RunInfo
 from gan.store.run import Run
-from views import common
+from views import common, links
 
 DIRECTIONS = 5
 DIRECTION_RANGE = 3.0  # standard deviations of the noise
@@ -69,13 +69,15 @@ def samples(G: Generator, config: Config, file_stem: str, zoom: int) -> torch.Te
     """A grid of samples for a seed; returns the images, numbered from 1 for the neighbour search."""
     st.subheader("Samples")
     st.session_state.setdefault("latent_seed", 0)
+    st.session_state.setdefault("latent_digit", "all")  # or a link's digit (views/links.py)
     with st.container(horizontal=True, vertical_alignment="bottom"):
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="latent_seed", width=160)
         st.button("New seed", key="latent_new_seed", icon=":material/casino:", on_click=new_seed)
         digit = None
         if config.conditional:
-            digit = st.segmented_control("Digit", ["all", *range(10)], default="all", key="latent_digit", required=True)
+            digit = st.segmented_control("Digit", ["all", *range(10)], key="latent_digit", required=True)
     seed = int(st.session_state["latent_seed"])
+    links.keep(seed=seed, digit=digit)
     if config.conditional and digit == "all":
         images = digit_grid(G, styles=10, seed=seed)
         text = "Row r is digit r. Each column shares one noise vector: its style stays while the digit changes."
@@ -241,6 +243,7 @@ def page() -> None:
             width=160,
             help="The generator as saved after this epoch (its EMA copy).",
         )
+        links.keep(epoch=epoch)
         zoom = st.segmented_control(
             "Zoom", [1, 2, 3, 4], default=2, format_func=lambda zoom: f"{zoom}×", key="latent_zoom", required=True
         )

@@ -17,11 +17,12 @@ import streamlit as st
 from PIL import Image
 
 from gan.images import enlarge
+from gan.share.report import report_bytes
 from gan.store.grids import grid_bytes, grid_picture, progression
 from gan.store.history import ChangeRecord, EpochRecord, History
 from gan.store.listing import RunInfo
 from gan.store.run import Run
-from views import common, experiment, inside
+from views import common, experiment, inside, links
 
 UNSURE = 0.6  # below this mean confidence of the judge, the samples are not clear digits yet
 PLAY_FRAMES = 40  # at most this many epochs in the in-page animation
@@ -217,6 +218,7 @@ def timeline(info: RunInfo, run: Run, epochs: list[int]) -> None:
     history = common.history_of(run)
     records = epoch_records(history)
     epoch = epoch_slider(name, epochs)
+    links.keep(epoch=epoch)
     with st.container(horizontal=True):
         if f"timeline_playing_{name}" in st.session_state:
             st.button("Stop", key="timeline_stop", icon=":material/stop:", on_click=stop_play, args=(name,))
@@ -232,6 +234,8 @@ def timeline(info: RunInfo, run: Run, epochs: list[int]) -> None:
             )
         gif = partial(progression, run, epochs)  # the GIF is made only when the button is clicked
         common.download("Download the progression (GIF)", gif, f"{name}-progression.gif", "timeline_gif")
+        report = partial(report_bytes, run)  # one HTML file that opens offline: charts, grids, scores, settings
+        common.download("Download a report (HTML)", report, f"{name}-report.html", "timeline_report")
     grid_column, chart_column = st.columns([2, 3], gap="large")
     with grid_column:
         slot = st.empty()

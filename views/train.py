@@ -31,21 +31,20 @@ It comes from an *EMA* copy of G (a running average of its weights), which gives
 def page() -> None:
     snapshot = common.get_session().snapshot()
     selected = st.session_state.get("selected_run")
+    first_visit = selected is None or selected.shipped  # no run of one's own yet (the picker shows them first)
     st.title("Train")
     explainer = live.lazy_expander(
-        "What is a GAN, and how do I read this page?", "explainer_open", selected is None, icon=":material/school:"
+        "What is a GAN, and how do I read this page?", "explainer_open", first_visit, icon=":material/school:"
     )
     if explainer.open:
         explainer.markdown(GAN_EXPLAINED)
-    if selected is None and not snapshot.active:
+    if first_visit and not snapshot.active:
         train_form.first_minute()
     if snapshot.status != Status.IDLE:  # the graph sits between the job's progress and its charts
         live.job_panel(snapshot, centrepiece=lambda: overview.section(selected, snapshot))
     else:
         overview.section(selected, snapshot)
-    settings = live.lazy_expander(
-        "Settings for a new run", "settings_open", selected is not None and not snapshot.active
-    )
+    settings = live.lazy_expander("Settings for a new run", "settings_open", not first_visit and not snapshot.active)
     if settings.open:
         with settings:
             train_form.settings_form(snapshot.active)

@@ -6,13 +6,15 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from gan.config import SETTINGS, Config, ConfigError, Setting
+from gan.demo import copy_for_training
 from gan.jobs.runner import RunError, continue_target
 from gan.jobs.session import Snapshot, Status
 from gan.presets import QUICK_START
 from gan.scoring.judge import judge_is_cached
 from gan.store.checkpoints import CheckpointError
 from gan.store.listing import RunInfo
-from gan.store.run import default_run_name
+from gan.store.run import Run, default_run_name
+from gan.store.shipped import is_shipped
 from views import common
 
 FORM_SETTINGS = tuple(setting for setting in SETTINGS.values() if setting.section)  # the preset has its own box
@@ -79,8 +81,13 @@ def start_quick() -> None:
 
 def continue_run(name: str) -> None:
     epochs = st.session_state[f"continue_epochs_{name}"]
+    session = common.get_session()
     try:
-        started = common.get_session().start(None, name, resume=True, epochs=epochs)
+        run = Run.at(name)
+        if is_shipped(run.path) and not session.snapshot().active:  # read-only: train a copy of it instead
+            name = copy_for_training(run).name
+            st.session_state["run"] = name  # the sidebar follows the copy
+        started = session.start(None, name, resume=True, epochs=epochs)
     except (CheckpointError, RunError, ConfigError) as error:  # e.g. a run name that is not allowed
         st.session_state["continue_error"] = common.plain(error)
         return
@@ -92,10 +99,11 @@ def continue_run(name: str) -> None:
 
 def first_minute() -> None:
     with st.container(border=True):
-        st.markdown("#### No runs yet. Train your first GAN")
+        st.markdown("#### Train your own GAN")
         st.markdown(
             "One click trains a small conditional GAN for ten short epochs with tuned settings. Within about a minute "
-            "you will see the noise turn into digits, with the losses charted live."
+            "you will see the noise turn into digits, with the losses charted live. Until then, every page shows the "
+            "demo run that ships with GAN Studio (chosen in the sidebar)."
         )
         st.button(
             "Train a digit generator",
@@ -174,6 +182,9 @@ def continue_panel(info: RunInfo | None, snapshot: Snapshot) -> None:
         last = info.epochs[-1] if info.epochs else 0
         target = continue_target(last, info.config.epochs)
         st.caption(f"Saved epochs: {last} of {info.config.epochs}. Training continues from the newest saved state.")
+        if info.shipped:
+            st.caption("This run ships with GAN Studio and is read-only: Continue trains a copy of it, under a name of "
+                       "its own in the checkpoints folder. G starts from its averaged copy, Adam afresh.")  # fmt: skip
         st.number_input("Train until epoch", min_value=1, value=target, step=1, key=f"continue_epochs_{info.name}")
         st.button(
             "Continue this run",

@@ -18,7 +18,8 @@ from gan.cli.common import UsageError, WriteError
 from gan.jobs.errors import USER_ERRORS
 from gan.store.checkpoints import printable
 
-COMMANDS = ("train", "step", "runs", "scores", "compare", "probe")  # modules of gan.cli, in the order --help lists them
+# modules of gan.cli, in the order --help lists them
+COMMANDS = ("train", "step", "runs", "scores", "compare", "probe", "report", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from gan.images import grid_png
 from gan.lab.latent import sample
 from gan.numbers import whole_number
 from gan.store.checkpoints import CheckpointError, printable
-from gan.store.listing import iter_runs, root_problem
+from gan.store.listing import iter_all_runs, root_problem
 from gan.store.run import Run, default_root, load_generator
 
 
@@ -59,19 +59,17 @@ def runs_command(args: argparse.Namespace) -> int:
     problem = root_problem(args.root)
     if problem:
         raise UsageError(problem)
-    listed = 0
-    for info in iter_runs(args.root):  # a line as each run is read; names and reasons from disk are escaped
-        if not listed:
-            print(f"{'run':<28} {'preset':<8} {'epochs':>6} {'step':>7} {'loss_d':>7} {'loss_g':>7}  note")
-        listed += 1
+    own = 0
+    print(f"{'run':<28} {'preset':<8} {'epochs':>6} {'step':>7} {'loss_d':>7} {'loss_g':>7}  note")
+    for info in iter_all_runs(args.root):  # a line as each run is read; names and reasons from disk are escaped
+        own += not info.shipped
         last = info.last_record
         preset = info.config.preset if info.config else "?"
         epochs = f"{info.epochs[-1]}" if info.epochs else "-"
         losses = f"{last.loss_d:>7.3f} {last.loss_g:>7.3f}" if last else f"{'-':>7} {'-':>7}"
         step = last.step if last else 0
-        print(
-            f"{printable(info.name, 100):<28} {preset:<8} {epochs:>6} {step:>7} {losses}  {printable(info.error or '')}"
-        )
-    if not listed:
-        print(f"no runs in {args.root or default_root()}/ yet: start one with 'python -m gan train'")
+        note = "demo: shipped with GAN Studio, read-only (--resume trains a copy)" if info.shipped else info.error
+        print(f"{printable(info.name, 100):<28} {preset:<8} {epochs:>6} {step:>7} {losses}  {printable(note or '')}")
+    if not own:
+        print(f"no runs of your own in {args.root or default_root()}/ yet: start one with 'python -m gan train'")
     return 0

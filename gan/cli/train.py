@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from gan.cli.common import UsageError, number_flag, print_diagnosis, writing
 from gan.config import DEFAULT_PRESET, SETTINGS, Config, Setting
 from gan.control import Control
+from gan.demo import copy_for_training
 from gan.device import configure_threads
 from gan.jobs.runner import RunError, check_same_settings, check_startable, prepare_trainer, train_run
 from gan.jobs.warmup import start_warm_up
@@ -21,6 +22,7 @@ from gan.numbers import decimal_number, whole_number
 from gan.scoring.judge import judge_is_cached, load_judges
 from gan.store.history import EpochRecord, StepRecord
 from gan.store.run import Run, default_run_name
+from gan.store.shipped import is_shipped
 from gan.train import Trainer
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -121,6 +123,9 @@ def resumed_run(args: argparse.Namespace) -> tuple[Run, None]:
     check_same_settings(saved, {name: value for name, value in given_settings(args).items() if name != "epochs"})
     if args.epochs is not None:
         saved.replace(epochs=args.epochs)  # a bad count is refused here
+    if is_shipped(run.path):  # read-only: train a copy of it
+        run = copy_for_training(run, args.root)
+        print(f"run {args.run} is shipped with GAN Studio and read-only: training a copy of it, {run.name}")
     return run, None
 
 

@@ -27,6 +27,7 @@ from gan.losses import d_belief
 from gan.models import build_discriminator, build_generator, count_parameters
 from gan.store.checkpoints import CheckpointError, load_state, printable
 from gan.store.run import Run
+from gan.store.shipped import is_shipped, start_from_weights
 from gan.substeps import ShownStep
 from gan.train import Trainer
 
@@ -236,6 +237,8 @@ def overview_from_run(run: Run, epoch: int | None = None, count: int = SHOWN) ->
     """The graph of a saved run with no live trainer: from the state of `epoch` (default: the newest state), the
     next step is taken on a trainer of its own and nothing is saved. Raises CheckpointError for a damaged run."""
     config = run.config()
+    if epoch is None and is_shipped(run.path):  # its epochs hold weights only: the newest of them
+        epoch = (run.epochs() or [None])[-1]
     if epoch is None:
         state = run.resume_state()
     else:
@@ -245,7 +248,10 @@ def overview_from_run(run: Run, epoch: int | None = None, count: int = SHOWN) ->
     trainer = Trainer(config, load_mnist(DEFAULT_DATA_DIR), torch.device("cpu"))
     if state is not None:
         try:
-            trainer.load_state_dict(state)
+            if "opt_g" in state:
+                trainer.load_state_dict(state)
+            else:  # a shipped run's epoch (gan.store.shipped)
+                start_from_weights(trainer, state)
         except (KeyError, RuntimeError, ValueError, TypeError) as error:
             reason = printable(" ".join(str(error).split()), 200)
             raise CheckpointError(f"run {run.name!r}: the saved state does not fit its config ({reason})") from None

@@ -262,6 +262,10 @@ def load_state(path: Path, config: Config | None = None) -> tuple[dict[str, Any]
     saved = _saved_config(path, header.metadata)
     if config is not None:
         check_fits(path, saved, config)
+    if header.metadata.get("content") == "weights":  # a shipped run's epoch: G's EMA copy and D, half precision
+        from gan.store.shipped import read_weights  # here: gan.store.shipped builds on this module
+
+        return read_weights(path, header, saved), saved
     check_tensors(path, header, saved)
     tree = header.metadata.get("tree")
     if tree is None:

@@ -1,10 +1,12 @@
-"""Listing the runs under a root: every folder, newest first, each with what it holds or why it cannot be used.
+"""Listing the runs under a root: every folder, newest first, each with what it holds or why it cannot be used;
+and the same after the runs shipped with the package.
 
 No run can make the listing fail, and the listing reads checkpoint headers only, never tensors.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import time
@@ -17,6 +19,7 @@ from gan.config import Config
 from gan.store.checkpoints import CheckpointError, check_header, printable
 from gan.store.history import StepRecord
 from gan.store.run import ROOT_VARIABLE, Run, default_root
+from gan.store.shipped import SHIPPED_NAMES, shipped_path
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,25 @@ class RunInfo:
     epochs: tuple[int, ...]
     last_record: StepRecord | None
     error: str | None  # why the run cannot be used, or None
+    shipped: bool = False  # a read-only run shipped with the package (gan.store.shipped)
+
+
+def list_all_runs(root: Path | str | None = None) -> list[RunInfo]:
+    """The shipped runs first (those whose name no run under root has taken), then every run under root."""
+    return list(iter_all_runs(root))
+
+
+def iter_all_runs(root: Path | str | None = None) -> Iterator[RunInfo]:
+    """The runs of `list_all_runs`, described one at a time."""
+    root = Path(root or default_root())
+    try:
+        taken = {entry.name for entry in root.iterdir()} if root.is_dir() else set()
+    except OSError:
+        taken = set()
+    for name in SHIPPED_NAMES:
+        if name not in taken and (path := shipped_path(name)) is not None:
+            yield dataclasses.replace(_described(path, path.stat()), shipped=True)
+    yield from iter_runs(root)
 
 
 def list_runs(root: Path | str | None = None) -> list[RunInfo]:

@@ -33,6 +33,7 @@ from gan.store.checkpoints import CheckpointError, load_state, printable, save_s
 from gan.store.files import FileError, append_lines, atomic_write, read_json
 from gan.store.history import EpochRecord, History, Record, StepRecord, encode, last_step_record, read_epoch_records
 from gan.store.history import read_history as read_history_file
+from gan.store.shipped import refuse_writes, shipped_path
 
 DEFAULT_ROOT = Path("checkpoints")
 ROOT_VARIABLE = "GAN_STUDIO_CHECKPOINTS"
@@ -75,7 +76,10 @@ class Run:
 
     @classmethod
     def at(cls, name: str, root: Path | str | None = None) -> Run:
-        return cls(Path(root or default_root()) / validate_run_name(name))
+        """The run of that name under root; a name of a shipped run with no folder there is the shipped run."""
+        path = Path(root or default_root()) / validate_run_name(name)
+        shipped = None if path.exists() or path.is_symlink() else shipped_path(name)
+        return cls(shipped or path)
 
     @property
     def name(self) -> str:
@@ -99,7 +103,8 @@ class Run:
     def lock(self) -> Iterator[None]:
         """Hold the run's writer lock (flock on `<run>/.lock`) for the block; a second writer, in this process or
         another, is refused with RunLockedError naming the holder. The kernel drops the lock when its holder dies,
-        so a killed process never leaves the run locked."""
+        so a killed process never leaves the run locked. A shipped run is never locked: ReadOnlyRunError."""
+        refuse_writes(self.path)
         if self.path.is_symlink():
             raise CheckpointError(f"{self.path}: the run folder is a link; runs must be real folders")
         created = not self.path.exists()
@@ -197,6 +202,9 @@ class Run:
                 state, _ = load_state(path, config)
             except CheckpointError as error:
                 reasons.append(str(error))
+                continue
+            if "opt_g" not in state:  # weights only (a shipped run's epoch): nothing to train on from
+                reasons.append(f"{path}: holds weights only, not a state training can continue from")
                 continue
             if best is None or state["position"]["step"] > best["position"]["step"]:
                 best = state
