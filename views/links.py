@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage as Page
 
+from gan.numbers import NumberError, whole_number
 from gan.store.listing import list_all_runs
 
 KEYS = ("page", "run", "epoch", "seed", "digit")  # the order they appear in a link
@@ -36,10 +37,12 @@ class View:
 
 
 def _whole(text: str, high: int) -> int | None:
-    if not (text.isascii() and text.isdigit() and len(text) <= len(str(high))):
+    """A whole number from 0 to `high` in a link, read as every number from text is (gan/numbers.py), or None."""
+    try:
+        value = whole_number(text)
+    except NumberError:
         return None
-    value = int(text)
-    return value if value <= high else None
+    return value if 0 <= value <= high else None
 
 
 def read_view(
