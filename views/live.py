@@ -16,7 +16,7 @@ from gan.ema import FIXED_SAMPLES
 from gan.images import enlarge_png
 from gan.jobs.session import Snapshot, Status
 from gan.series import format_duration
-from views import common, experiment
+from views import charts, common, experiment
 
 # While a job runs, two fragments poll (unless the user switched the live view off). Every redraw costs CPU that a
 # laptop takes from training: in the browser about 0.08 s for the progress line and the grid (much of it React
@@ -25,6 +25,7 @@ from views import common, experiment
 # often. On a 2-core AVX2 CPU the quick start's small networks made the 5 s / 20 s paces cost 5.2% of training, hence
 # 8 s / 30 s. Figures: bench/README.md, live view cost.
 STATUS_EVERY = 8.0  # seconds: the progress line and the sample grid (the job draws a fresh grid at most this often)
+STARTING_EVERY = 1.0  # ... until the job's first step
 CHARTS_EVERY = 30.0  # the loss charts and the diagnosis
 LIVE_CHART_POINTS = 500
 LIVE_CHARTS = (
@@ -97,9 +98,12 @@ def job_header(snapshot: Snapshot) -> None:
         st.error(common.plain(snapshot.error))
 
 
-def job_status(drawn: Status, live: bool, progress_box: DeltaGenerator, samples_box: DeltaGenerator) -> None:
+def job_status(
+    drawn: Status, live: bool, progress_box: DeltaGenerator, samples_box: DeltaGenerator, first: bool = False
+) -> None:
     """The progress line and the sample grid. When the job's status is no longer the one the page was drawn for
-    (it started training, paused, resumed or ended, from any tab), the whole page is redrawn, buttons included.
+    (it started training, paused, resumed or ended, from any tab), the whole page is redrawn, buttons included; so
+    is it when the page was drawn waiting for the `first` step and that step is taken (back to the usual pace).
 
     A fragment-only rerun may write outside the fragment only where the last full run's fragment wrote: both places
     are written first, on every path, and when the last full run was cut short before it got here (a newer rerun
@@ -107,7 +111,7 @@ def job_status(drawn: Status, live: bool, progress_box: DeltaGenerator, samples_
     try:
         progress, samples = progress_box.container(), samples_box.empty()
         snapshot = common.get_session().watch()  # this fragment shows the live samples: the job keeps them fresh
-        if snapshot.status != drawn:
+        if snapshot.status != drawn or (first and snapshot.step > 0):
             st.rerun()
         with progress:
             job_progress_lines(snapshot, live)
@@ -151,17 +155,17 @@ def job_charts(live: bool) -> None:
         width=320,
         help="Exponential moving average of the curves, as in TensorBoard. 0 shows raw values.",
     )
-    markers = common.epoch_markers(snapshot.epoch_records)
-    changes = common.change_markers(snapshot.changes)
+    markers = charts.epoch_markers(snapshot.epoch_records)
+    changes = charts.change_markers(snapshot.changes)
     records = snapshot.history
     for names, title, key in LIVE_CHARTS:
-        figure = common.metric_figure(
+        figure = charts.metric_figure(
             records, names, title, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes
         )
         st.plotly_chart(figure, key=key)
     if any(record.wasserstein is not None for record in records):
         critic = (("wasserstein",), common.CRITIC_TITLE)
-        figure = common.metric_figure(records, *critic, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes)
+        figure = charts.metric_figure(records, *critic, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes)
         st.plotly_chart(figure, key="live_critic")
     caption = (
         "Dotted lines mark the ends of epochs, dashed purple lines the settings changed mid-run. D(x) high and "
@@ -193,6 +197,9 @@ def job_panel(snapshot: Snapshot, centrepiece: Callable[[], None] | None = None)
     if centrepiece is not None:
         centrepiece()
     charts, samples = st.columns([3, 2], gap="large")
-    st.fragment(job_status, run_every=STATUS_EVERY if live else None)(snapshot.status, live, progress_box, samples)
+    # until the first step is taken (a second or two after the click), poll every second: it shows soon after
+    first = snapshot.status == Status.STARTING or (snapshot.status == Status.RUNNING and snapshot.step == 0)
+    every = STARTING_EVERY if first else STATUS_EVERY
+    st.fragment(job_status, run_every=every if live else None)(snapshot.status, live, progress_box, samples, first)
     with charts:
         st.fragment(job_charts, run_every=CHARTS_EVERY if live else None)(live)
