@@ -103,7 +103,7 @@ CHART_WHILE_IMPORTING = """
 import sys, threading
 from streamlit.testing.v1 import AppTest
 assert not AppTest.from_file("app.py", default_timeout=120).run().exception
-from views.common import fid_figure
+from views.charts import fid_figure
 errors, imported = [], threading.Event()
 
 def importer():

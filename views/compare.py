@@ -13,7 +13,7 @@ from gan.lab import compare
 from gan.series import smooth, thin
 from gan.store.listing import list_all_runs
 from gan.store.run import Run
-from views import common
+from views import charts, common
 
 RUN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
 STEP_CHARTS = (("loss_d", "D loss"), ("loss_g", "G loss"), ("d_real", "D(x): real judged real"),
@@ -37,7 +37,7 @@ def figure(title: str, height: int = 260) -> go.Figure:
         title={"text": title, "font": {"size": 15}},
         height=height,
         # the legend in a strip under the chart: above it, it sat on the title
-        margin={"l": 10, "r": 10, "t": 40, "b": common.LEGEND_STRIP},
+        margin={"l": 10, "r": 10, "t": 40, "b": charts.LEGEND_STRIP},
         legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0, "xanchor": "left", "x": 0},
         hovermode="x unified",
     )
@@ -98,7 +98,7 @@ def settings_table(runs: list[compare.RunRecord]) -> None:
         st.caption("These runs have the same settings.")
         return
     rows = [
-        {"setting": common.setting_name(name)}
+        {"setting": charts.setting_name(name)}
         | {run.name: compare.format_setting(value) for run, value in zip(runs, row, strict=True)}
         for name, row in differing.items()
     ]

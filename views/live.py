@@ -16,7 +16,7 @@ from gan.ema import FIXED_SAMPLES
 from gan.images import enlarge_png
 from gan.jobs.session import Snapshot, Status
 from gan.series import format_duration
-from views import common, experiment
+from views import charts, common, experiment
 
 # While a job runs, two fragments poll (unless the user switched the live view off). Every redraw costs CPU that a
 # laptop takes from training: in the browser about 0.08 s for the progress line and the grid (much of it React
@@ -27,6 +27,11 @@ from views import common, experiment
 STATUS_EVERY = 8.0  # seconds: the progress line and the sample grid (the job draws a fresh grid at most this often)
 STARTING_EVERY = 1.0  # ... until the job's first step
 CHARTS_EVERY = 30.0  # the loss charts and the diagnosis
+# The Timeline of a training run: a look at the job and the run's folder costs about a millisecond; a redraw for a new
+# epoch (its D's-eye map and push maps computed, the whole page re-rendered) costs seconds of CPU, so it comes at most
+# as often as the Train page's charts. Figures: bench/live_overhead.py.
+FOLLOW_LOOK_EVERY = 5.0
+FOLLOW_EVERY = CHARTS_EVERY
 LIVE_CHART_POINTS = 500
 LIVE_CHARTS = (
     (("loss_d", "loss_g"), "Losses", "live_losses"),
@@ -155,17 +160,17 @@ def job_charts(live: bool) -> None:
         width=320,
         help="Exponential moving average of the curves, as in TensorBoard. 0 shows raw values.",
     )
-    markers = common.epoch_markers(snapshot.epoch_records)
-    changes = common.change_markers(snapshot.changes)
+    markers = charts.epoch_markers(snapshot.epoch_records)
+    changes = charts.change_markers(snapshot.changes)
     records = snapshot.history
     for names, title, key in LIVE_CHARTS:
-        figure = common.metric_figure(
+        figure = charts.metric_figure(
             records, names, title, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes
         )
         st.plotly_chart(figure, key=key)
     if any(record.wasserstein is not None for record in records):
         critic = (("wasserstein",), common.CRITIC_TITLE)
-        figure = common.metric_figure(records, *critic, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes)
+        figure = charts.metric_figure(records, *critic, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes)
         st.plotly_chart(figure, key="live_critic")
     caption = (
         "Dotted lines mark the ends of epochs, dashed purple lines the settings changed mid-run. D(x) high and "

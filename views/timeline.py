@@ -3,9 +3,11 @@
 Also: play the progression, download it as an animated GIF, and compare two epochs side by side.
 
 A run that is training right now changes on disk only at the end of each epoch (its grid, its checkpoint and its
-history lines are all written then). So while it trains, one small fragment lists the run's folder every
-FOLLOW_EVERY seconds and redraws the page only when a new epoch is saved, or the job ends; everything heavy on the
-page (the D's-eye map, the push maps) is cached by (run, epoch), so that redraw computes the new epoch's alone.
+history lines are all written then). So while it trains, one small fragment looks at the job and lists the run's
+folder every few seconds, and redraws the page when the job ends or, at most every 30 s (views/live.py's paces),
+when a new epoch is saved. Everything heavy on the page (the D's-eye map, the push maps) is cached by (run, epoch),
+so a redraw computes the newest epoch's alone; it still costs seconds of CPU (server and browser) that a 2-core
+laptop takes from training, hence the slower pace for new epochs than for the job's end.
 """
 
 import re
@@ -22,12 +24,11 @@ from gan.store.grids import grid_bytes, grid_picture, progression
 from gan.store.history import ChangeRecord, EpochRecord, History
 from gan.store.listing import RunInfo
 from gan.store.run import Run
-from views import common, experiment, inside, links
+from views import charts, common, experiment, inside, links, live
 
 UNSURE = 0.6  # below this mean confidence of the judge, the samples are not clear digits yet
 PLAY_FRAMES = 40  # at most this many epochs in the in-page animation
 PLAY_SECONDS = 0.35
-FOLLOW_EVERY = 5.0  # seconds between looks for a new epoch of the run training now (a look is one folder listing)
 
 
 def epoch_records(history: History) -> dict[int, EpochRecord]:
@@ -122,7 +123,7 @@ def show_scores(record: EpochRecord | None, conditional: bool) -> None:
             score_text(scores.label_agreement),
             help="Share of samples the judge reads as the digit that was asked for.",
         )
-    st.plotly_chart(common.scores_figure(scores.histogram), key="timeline_histogram")
+    st.plotly_chart(charts.scores_figure(scores.histogram), key="timeline_histogram")
     balance = digit_balance(scores.warnings)
     if balance and scores.mean_confidence < UNSURE:  # noise read as digits: a reading, not a finding
         st.info(
@@ -144,12 +145,11 @@ def digit_balance(warnings: Sequence[str]) -> str:
     return " ".join(parts) + " Expected: about 10% of samples each." if parts else ""
 
 
-
 def scores_over_time(records: dict[int, EpochRecord], epoch: int) -> None:
     scored = [(number, record.scores) for number, record in sorted(records.items()) if record.scores]
     if len(scored) < 2:
         return
-    figure = common.fid_figure([number for number, _ in scored], [scores.fid for _, scores in scored], epoch)
+    figure = charts.fid_figure([number for number, _ in scored], [scores.fid for _, scores in scored], epoch)
     st.plotly_chart(figure, key="timeline_fid")
 
 
@@ -169,42 +169,46 @@ def compare(run: Run, name: str, epochs: list[int]) -> None:
 # --- the page -------------------------------------------------------------------------------------------------
 
 
-def charts(history: History, record: EpochRecord | None, epoch: int) -> None:
+def run_charts(history: History, record: EpochRecord | None, epoch: int) -> None:
     steps = history.steps
     if history.skipped:
         st.caption(f"{history.skipped} damaged lines of the history were skipped.")
     if not steps:
         st.caption("No steps logged for this run.")
         return
-    highlight = common.Marker(record.step, f"epoch {epoch}") if record else None
-    changes = common.change_markers([entry for entry in history if isinstance(entry, ChangeRecord)])
+    highlight = charts.Marker(record.step, f"epoch {epoch}") if record else None
+    changes = charts.change_markers([entry for entry in history if isinstance(entry, ChangeRecord)])
     smoothing = st.slider(
         "Smoothing", 0.0, 0.99, 0.6, 0.01, key="timeline_smoothing", width=320, help="Exponential moving average."
     )
     st.plotly_chart(
-        common.metric_figure(steps, ("loss_d", "loss_g"), "Losses", smoothing, highlight=highlight, changes=changes),
+        charts.metric_figure(steps, ("loss_d", "loss_g"), "Losses", smoothing, highlight=highlight, changes=changes),
         key="timeline_losses",
     )
     st.plotly_chart(
-        common.metric_figure(
+        charts.metric_figure(
             steps, ("d_real", "d_fake"), "What D believes", smoothing, highlight=highlight, changes=changes
         ),
         key="timeline_beliefs",
     )
     if any(entry.wasserstein is not None for entry in steps):
         st.plotly_chart(
-            common.metric_figure(
+            charts.metric_figure(
                 steps, ("wasserstein",), common.CRITIC_TITLE, smoothing, highlight=highlight, changes=changes
             ),
             key="timeline_critic",
         )
 
 
-def follow(run: Run, shown: list[int]) -> None:
-    """While the run trains: the whole page is redrawn once a new epoch is saved (the slider, left at the newest
-    epoch, follows it) or the job ends (which stops this polling); between those, nothing on the page changes."""
+def follow(run: Run, shown: list[int], drawn_at: float) -> None:
+    """While the run trains: the whole page is redrawn when the job ends (which stops this polling) or, once the
+    page is FOLLOW_EVERY seconds old (at once while it shows no epoch), when a new epoch is saved (the slider, left
+    at the newest epoch, follows it). Between those, nothing on the page changes."""
     snapshot = common.get_session().snapshot()
-    if not (snapshot.active and snapshot.run_name == run.name) or run.epochs_with_grids() != shown:
+    if not (snapshot.active and snapshot.run_name == run.name):
+        st.rerun()
+    due = not shown or time.monotonic() - drawn_at >= live.FOLLOW_EVERY
+    if due and run.epochs_with_grids() != shown:
         st.rerun()
 
 
@@ -248,7 +252,7 @@ def timeline(info: RunInfo, run: Run, epochs: list[int]) -> None:
                 "Download PNG", grid_bytes(run, epoch) or b"", f"{name}-epoch-{epoch:04d}.png", "timeline_png"
             )
     with chart_column:
-        charts(history, records.get(epoch), epoch)
+        run_charts(history, records.get(epoch), epoch)
     st.subheader(f"Scores at epoch {epoch}")
     show_scores(records.get(epoch), info.config.conditional)
     st.subheader("Diagnosis")
@@ -270,14 +274,15 @@ def page() -> None:
         common.no_runs()
         return
     snapshot = common.get_session().snapshot()
-    live = snapshot.active and snapshot.run_name == info.name
-    if not live and common.show_unusable(info):
+    training = snapshot.active and snapshot.run_name == info.name
+    if not training and common.show_unusable(info):
         return
     run = Run(info.path)
     epochs = run.epochs_with_grids()  # one listing of the folder, not a look per epoch
-    if live:
-        st.caption("This run is training now: new epochs appear here as they are saved.")
-        st.fragment(follow, run_every=FOLLOW_EVERY)(run, epochs)
+    if training:
+        st.caption(f"This run is training now: new epochs appear here as they are saved, at most every "
+                   f"{live.FOLLOW_EVERY:.0f} s (each redraw takes CPU from training).")  # fmt: skip
+        st.fragment(follow, run_every=live.FOLLOW_LOOK_EVERY)(run, epochs, time.monotonic())
     timeline(info, run, epochs)
 
 
