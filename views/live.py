@@ -16,7 +16,7 @@ from gan.ema import FIXED_SAMPLES
 from gan.images import enlarge_png
 from gan.jobs.session import Snapshot, Status
 from gan.series import format_duration
-from views import common, experiment
+from views import charts, common, experiment
 
 # While a job runs, two fragments poll (unless the user switched the live view off). Every redraw costs CPU that a
 # laptop takes from training: in the browser about 0.08 s for the progress line and the grid (much of it React
@@ -160,17 +160,17 @@ def job_charts(live: bool) -> None:
         width=320,
         help="Exponential moving average of the curves, as in TensorBoard. 0 shows raw values.",
     )
-    markers = common.epoch_markers(snapshot.epoch_records)
-    changes = common.change_markers(snapshot.changes)
+    markers = charts.epoch_markers(snapshot.epoch_records)
+    changes = charts.change_markers(snapshot.changes)
     records = snapshot.history
     for names, title, key in LIVE_CHARTS:
-        figure = common.metric_figure(
+        figure = charts.metric_figure(
             records, names, title, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes
         )
         st.plotly_chart(figure, key=key)
     if any(record.wasserstein is not None for record in records):
         critic = (("wasserstein",), common.CRITIC_TITLE)
-        figure = common.metric_figure(records, *critic, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes)
+        figure = charts.metric_figure(records, *critic, smoothing, markers, points=LIVE_CHART_POINTS, changes=changes)
         st.plotly_chart(figure, key="live_critic")
     caption = (
         "Dotted lines mark the ends of epochs, dashed purple lines the settings changed mid-run. D(x) high and "

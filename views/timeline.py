@@ -24,7 +24,7 @@ from gan.store.grids import grid_bytes, grid_picture, progression
 from gan.store.history import ChangeRecord, EpochRecord, History
 from gan.store.listing import RunInfo
 from gan.store.run import Run
-from views import common, experiment, inside, links, live
+from views import charts, common, experiment, inside, links, live
 
 UNSURE = 0.6  # below this mean confidence of the judge, the samples are not clear digits yet
 PLAY_FRAMES = 40  # at most this many epochs in the in-page animation
@@ -123,7 +123,7 @@ def show_scores(record: EpochRecord | None, conditional: bool) -> None:
             score_text(scores.label_agreement),
             help="Share of samples the judge reads as the digit that was asked for.",
         )
-    st.plotly_chart(common.scores_figure(scores.histogram), key="timeline_histogram")
+    st.plotly_chart(charts.scores_figure(scores.histogram), key="timeline_histogram")
     balance = digit_balance(scores.warnings)
     if balance and scores.mean_confidence < UNSURE:  # noise read as digits: a reading, not a finding
         st.info(
@@ -145,12 +145,11 @@ def digit_balance(warnings: Sequence[str]) -> str:
     return " ".join(parts) + " Expected: about 10% of samples each." if parts else ""
 
 
-
 def scores_over_time(records: dict[int, EpochRecord], epoch: int) -> None:
     scored = [(number, record.scores) for number, record in sorted(records.items()) if record.scores]
     if len(scored) < 2:
         return
-    figure = common.fid_figure([number for number, _ in scored], [scores.fid for _, scores in scored], epoch)
+    figure = charts.fid_figure([number for number, _ in scored], [scores.fid for _, scores in scored], epoch)
     st.plotly_chart(figure, key="timeline_fid")
 
 
@@ -170,31 +169,31 @@ def compare(run: Run, name: str, epochs: list[int]) -> None:
 # --- the page -------------------------------------------------------------------------------------------------
 
 
-def charts(history: History, record: EpochRecord | None, epoch: int) -> None:
+def run_charts(history: History, record: EpochRecord | None, epoch: int) -> None:
     steps = history.steps
     if history.skipped:
         st.caption(f"{history.skipped} damaged lines of the history were skipped.")
     if not steps:
         st.caption("No steps logged for this run.")
         return
-    highlight = common.Marker(record.step, f"epoch {epoch}") if record else None
-    changes = common.change_markers([entry for entry in history if isinstance(entry, ChangeRecord)])
+    highlight = charts.Marker(record.step, f"epoch {epoch}") if record else None
+    changes = charts.change_markers([entry for entry in history if isinstance(entry, ChangeRecord)])
     smoothing = st.slider(
         "Smoothing", 0.0, 0.99, 0.6, 0.01, key="timeline_smoothing", width=320, help="Exponential moving average."
     )
     st.plotly_chart(
-        common.metric_figure(steps, ("loss_d", "loss_g"), "Losses", smoothing, highlight=highlight, changes=changes),
+        charts.metric_figure(steps, ("loss_d", "loss_g"), "Losses", smoothing, highlight=highlight, changes=changes),
         key="timeline_losses",
     )
     st.plotly_chart(
-        common.metric_figure(
+        charts.metric_figure(
             steps, ("d_real", "d_fake"), "What D believes", smoothing, highlight=highlight, changes=changes
         ),
         key="timeline_beliefs",
     )
     if any(entry.wasserstein is not None for entry in steps):
         st.plotly_chart(
-            common.metric_figure(
+            charts.metric_figure(
                 steps, ("wasserstein",), common.CRITIC_TITLE, smoothing, highlight=highlight, changes=changes
             ),
             key="timeline_critic",
@@ -253,7 +252,7 @@ def timeline(info: RunInfo, run: Run, epochs: list[int]) -> None:
                 "Download PNG", grid_bytes(run, epoch) or b"", f"{name}-epoch-{epoch:04d}.png", "timeline_png"
             )
     with chart_column:
-        charts(history, records.get(epoch), epoch)
+        run_charts(history, records.get(epoch), epoch)
     st.subheader(f"Scores at epoch {epoch}")
     show_scores(records.get(epoch), info.config.conditional)
     st.subheader("Diagnosis")
