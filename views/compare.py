@@ -125,7 +125,8 @@ def page() -> None:
         st.info("Comparing needs at least two runs. Start some on the Train page (the failure recipes are quick).")
         return
     names = [info.name for info in readable]
-    chosen = st.multiselect("Runs", names, default=names[:2], max_selections=4, key="compare_runs")
+    own_first = [info.name for info in readable if not info.shipped] + [info.name for info in readable if info.shipped]
+    chosen = st.multiselect("Runs", names, default=own_first[:2], max_selections=4, key="compare_runs")
     if len(chosen) < 2:
         st.caption("Choose at least two runs.")
         return
