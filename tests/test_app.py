@@ -243,7 +243,11 @@ def test_the_timeline_shows_an_epochs_scores_when_present(root):
     run = saved_run(root, epochs=2)
     scores = {
         **{"fid": 42.5, "classifier_score": 7.1, "histogram": [0.1] * 10, "classes_covered": 9},
-        **{"mean_confidence": 0.8, "label_agreement": 0.7, "warnings": ["digit 1 is missing (0.0% of samples, expected ~10%)"]},
+        **{
+            "mean_confidence": 0.8,
+            "label_agreement": 0.7,
+            "warnings": ["digit 1 is missing (0.0% of samples, expected ~10%)"],
+        },
     }
     records = [
         {**record.to_dict(), "scores": scores} if record.kind == "epoch" else record.to_dict()
