@@ -49,7 +49,14 @@ def server(tmp_path):
 
 def shoot_graph(page, folder, name: str) -> None:
     path = folder / f"{name}.png"
-    page.locator(GRAPH).screenshot(path=path)
+    for _ in range(3):  # a picture for the eye, not a check: the live fragment may swap the graph mid-shot
+        try:
+            page.locator(GRAPH).screenshot(path=path)
+            break
+        except sync_api.Error:
+            continue
+    else:
+        return
     if SHARED_SCREENS:
         shutil.copy(path, SHARED_SCREENS / path.name)
 
