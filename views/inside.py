@@ -275,7 +275,7 @@ def scores_of(records: dict[int, EpochRecord], epoch: int) -> Scores | None:
 
 
 def quality_vs_diversity(
-    run: Run, records: dict[int, EpochRecord], epoch: int, found: EpochMap, conditional: bool
+    run: Run, records: dict[int, EpochRecord], epoch: int, found: EpochMap, conditional: bool, training: bool
 ) -> None:
     path, stamp = str(run.path), common.mtime(run.epoch_path(epoch))
     st.subheader("Quality against diversity")
@@ -288,7 +288,9 @@ def quality_vs_diversity(
     else:
         st.caption("No precision, recall, density or coverage saved for this epoch (scored before they existed).")
     per_class = scores.per_class_fid if scores is not None else None
-    if per_class is None and conditional:
+    if per_class is None and conditional and training:  # 10,000 samples judged: seconds the run would lose
+        st.caption("This epoch's per-digit FID was not saved with it; it is measured here once the run stops.")
+    elif per_class is None and conditional:
         per_class = cached_per_class_fid(path, epoch, stamp)
     if per_class:
         figure = go.Figure(go.Bar(x=[str(digit) for digit in range(len(per_class))], y=list(per_class)))
@@ -319,13 +321,16 @@ def prdc_over_time(records: dict[int, EpochRecord], epoch: int, keys: list[str])
     st.plotly_chart(figure, key="inside_prdc")
 
 
-def look_inside(run: Run, name: str, epoch: int, conditional: bool, records: dict[int, EpochRecord]) -> Any:
+def look_inside(
+    run: Run, name: str, epoch: int, conditional: bool, records: dict[int, EpochRecord], training: bool = False
+) -> Any:
     """The three sections, for one saved epoch; returns the placeholder Play draws the map's frames in. A damaged
-    epoch file gets a one-line note in their place: the page and the other epochs still open."""
+    epoch file gets a one-line note in their place: the page and the other epochs still open. While the run is
+    `training`, nothing is measured that its saved scores lack (the job budgets its own scoring)."""
     try:
         real, found, frames = d_map(run, name, epoch)
         d_pushes(run, name, epoch, real, found)
-        quality_vs_diversity(run, records, epoch, found, conditional)
+        quality_vs_diversity(run, records, epoch, found, conditional, training)
     except CheckpointError as damaged:
         st.warning(f"Epoch {epoch} cannot be looked inside: {common.plain(' '.join(str(damaged).split()))}")
         return st.empty()

@@ -212,7 +212,7 @@ def follow(run: Run, shown: list[int], drawn_at: float) -> None:
         st.rerun()
 
 
-def timeline(info: RunInfo, run: Run, epochs: list[int]) -> None:
+def timeline(info: RunInfo, run: Run, epochs: list[int], training: bool) -> None:
     """Everything under the title, for the run's saved epochs."""
     name = info.name
     started = time.perf_counter()
@@ -258,7 +258,7 @@ def timeline(info: RunInfo, run: Run, epochs: list[int]) -> None:
     st.subheader("Diagnosis")
     experiment.diagnosis(history)
     scores_over_time(records, epoch)
-    inside.look_inside(run, name, epoch, info.config.conditional, records)
+    inside.look_inside(run, name, epoch, info.config.conditional, records, training)
     compare(run, name, epochs)
     next_frame(name, started)
 
@@ -283,7 +283,7 @@ def page() -> None:
         st.caption(f"This run is training now: new epochs appear here as they are saved, at most every "
                    f"{live.FOLLOW_EVERY:.0f} s (each redraw takes CPU from training).")  # fmt: skip
         st.fragment(follow, run_every=live.FOLLOW_LOOK_EVERY)(run, epochs, time.monotonic())
-    timeline(info, run, epochs)
+    timeline(info, run, epochs, training)
 
 
 page()
