@@ -5,8 +5,10 @@ the epochs between. Two pages are measured, each in a job of its own:
 - train: the Train page, its Live view switched on (watched) or off (idle: no polling, no redraws), in turn each
   epoch;
 - timeline: the Timeline page of the training run (watched: it follows new epochs as they are saved), or the Train
-  page with its Live view off (idle), in turn every two epochs (see BLOCKS). The Timeline is first opened during
-  epoch 2, untimed, so that what it loads once per server (MNIST, the judge, the map's real digits) is not counted.
+  page with its Live view off (idle), in turn every two epochs (see BLOCKS), the last epoch left out. The Timeline
+  is first opened during epoch 2, untimed, so that what it loads once per server (MNIST, the judge, the map's real
+  digits) is not counted. In the last epoch the job is paused and the Timeline moved to epochs it has not drawn:
+  the CPU seconds of one redraw for a new epoch, with no training beside it to blur them.
 
     python bench/live_overhead.py [--repeats 3] [--epochs 10] [--pages train,timeline]
 
@@ -24,7 +26,6 @@ keeps busy, every CPU second the page adds is one that training loses.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import statistics
@@ -32,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from latency import BROWSER_ARGS, CHROMIUM, start_server, stop_server, wait_for_health  # noqa: E402
+from processes import browser_cpu_seconds, cpu_seconds  # noqa: E402
 
 from gan.config import Config  # noqa: E402
 from gan.presets import QUICK_START  # noqa: E402
@@ -48,7 +49,6 @@ from views.live import FOLLOW_EVERY  # noqa: E402
 
 CONFIG = Config.for_preset(**QUICK_START)
 IMAGES_PER_EPOCH = CONFIG.steps_per_epoch * CONFIG.batch_size
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -57,47 +57,7 @@ class Epoch:
     watched: bool = False
     browser_cores: float = 0.0  # CPU seconds of all browser processes per wall second during the epoch
     app_cpu: float = 0.0  # CPU seconds of the server (training included) and the browser during the epoch
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process, its finished threads included (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def parent_pid(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def is_descendant(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        pid = parent_pid(pid)
-        if pid == ancestor:
-            return True
-    return False
-
-
-def browser_pids() -> list[int]:
-    """The processes of the browser this benchmark launched (through Playwright's driver), not anyone else's."""
-    pids = []
-    for process in Path("/proc").glob("[0-9]*"):
-        try:
-            pid = int(process.name)
-            if "chromium" in (process / "cmdline").read_text().split("\0")[0] and is_descendant(pid, os.getpid()):
-                pids.append(pid)
-        except (OSError, ValueError, IndexError):
-            continue  # it ended meanwhile
-    return pids
-
-
-def browser_cpu_seconds() -> float:
-    total = 0.0
-    for pid in browser_pids():
-        try:
-            total += cpu_seconds(pid)
-        except (OSError, IndexError):
-            continue
-    return total
+    number: int = 0
 
 
 def set_live_view(page, on: bool) -> None:
@@ -167,7 +127,7 @@ def timed_epochs(page, server: int, run: Path, target: str, epochs: int, watch_f
         wait_for_file(epoch_file(run, epoch), 600)
         browser = browser_cpu_seconds() - browser_start
         app_cpu = browser + cpu_seconds(server) - server_start
-        timed.append(Epoch(epoch_rate(run, epoch), watched, browser / (time.monotonic() - started), app_cpu))
+        timed.append(Epoch(epoch_rate(run, epoch), watched, browser / (time.monotonic() - started), app_cpu, epoch))
         state = "watched" if watched else "idle   "
         rate = f"{timed[-1].images_per_sec:6,.0f} images/s, {app_cpu:5.1f} CPU s"
         rate += f", browser {timed[-1].browser_cores:.3f} cores"
@@ -175,62 +135,75 @@ def timed_epochs(page, server: int, run: Path, target: str, epochs: int, watch_f
     return timed
 
 
-@contextlib.contextmanager
-def served(checkpoints: str) -> Iterator[tuple[int, str]]:
-    """A fresh app server on the checkpoints folder (empty caches): its process id and URL."""
-    server, url = start_server(checkpoints)
-    try:
-        wait_for_health(url)
-        yield server.pid, url
-    finally:
-        stop_server(server)
+def quiet(server: int, seconds: float = 120) -> None:
+    """Wait until the server uses almost no CPU (a paused job's scoring thread may still be finishing an epoch)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        before = cpu_seconds(server)
+        time.sleep(1)
+        if cpu_seconds(server) - before < 0.05:
+            return
 
 
-def redraw_costs(page, server: int, url: str, run: str, epochs: int, count: int = 4) -> list[float]:
-    """CPU seconds (server and browser) to draw the Timeline of a saved run at an epoch not drawn before (its map and
-    push maps computed, the whole page re-rendered): what an open Timeline spends on each new epoch it follows."""
-    page.goto(f"{url}/timeline?run={run}&epoch={epochs}")
-    show_timeline(page)  # the first draw also loads what the page loads once per server
-    slider = page.get_by_role("slider").first
-    costs = []
-    for epoch in range(epochs - 1, epochs - 1 - count, -1):
-        page.wait_for_timeout(2000)  # the browser is done with the previous draw
+def opened_at(timed: list[Epoch]) -> set[int]:
+    """The epochs the Timeline was drawn at while timed: the newest saved when it was opened (for the warm-up, and at
+    the start of each watched block). On a CPU so slow that two epochs outlast 30 s, following drew more."""
+    starts = [
+        epoch for before, epoch in zip([None, *timed], timed) if epoch.watched and not (before and before.watched)
+    ]
+    return {1} | {epoch.number - 1 for epoch in starts}
+
+
+def redraw_costs(page, server: int, url: str, run: str, newest: int, drawn: set[int], count: int = 3) -> list[float]:
+    """CPU seconds (server and browser) of the Timeline of the run, paused, moved to an epoch it has not drawn yet
+    (its map and push maps computed, the page re-rendered): what a Timeline open on a training run spends on each
+    new epoch it follows. The epochs already drawn are stepped over, unmeasured."""
+    open_page(page, "Train")
+    page.get_by_role("button", name="Pause").click()
+    page.get_by_text("Paused", exact=True).first.wait_for()
+    page.goto(f"{url}/timeline?run={run}&epoch={newest}")
+    page.locator(f"[class*='st-key-inside_map_{run}_{newest}']").wait_for(timeout=120_000)
+    slider, costs = page.get_by_role("slider").first, []
+    for epoch in range(newest - 1, 0, -1):
+        quiet(server)  # a paused job's scoring thread may still be finishing an epoch
+        page.wait_for_timeout(2000)  # and the browser the previous draw
         before = browser_cpu_seconds() + cpu_seconds(server)
         slider.focus()
         slider.press("ArrowLeft")
         page.locator(f"[class*='st-key-inside_map_{run}_{epoch}']").wait_for(timeout=120_000)
-        page.wait_for_timeout(2000)  # and with this one
-        costs.append(browser_cpu_seconds() + cpu_seconds(server) - before)
-        print(f"  timeline redraw at epoch {epoch}: {costs[-1]:.2f} CPU s", file=sys.stderr, flush=True)
+        page.wait_for_timeout(2000)  # the browser finishes drawing the page
+        if epoch not in drawn:
+            costs.append(browser_cpu_seconds() + cpu_seconds(server) - before)
+            print(f"  timeline redraw at epoch {epoch}: {costs[-1]:.2f} CPU s", file=sys.stderr, flush=True)
+        if len(costs) == count:
+            break
     return costs
 
 
 def from_app(epochs: int, watch_first: bool, target: str) -> tuple[list[Epoch], list[float]]:
-    """The timed epochs of one quick-start run from the app, and (for the Timeline) the CPU cost of its redraws,
-    measured afterwards on the saved run in a fresh server with no job training."""
+    """The timed epochs of one quick-start run from the app, and for the Timeline the CPU cost of its redraws,
+    measured in the last epoch with the job paused (so the run is still training, as far as the page knows)."""
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as checkpoints, sync_playwright() as playwright:
+        server, url = start_server(checkpoints)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
-            with served(checkpoints) as (server, url):
-                page = browser.new_page(viewport={"width": 1440, "height": 1000})
-                page.set_default_timeout(60_000)
-                page.goto(url)
-                page.get_by_role("button", name="Train a digit generator").click(timeout=60_000)
-                # The live panel is polling (an epoch can be shorter than its pace, so any epoch will do).
-                page.get_by_text(re.compile(r"Epoch \d+ of")).first.wait_for(timeout=60_000)
-                run = next(Path(checkpoints).glob("first-*"))
-                timed = timed_epochs(page, server, run, target, epochs, watch_first)
-                page.close()
+            wait_for_health(url)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(url)
+            page.get_by_role("button", name="Train a digit generator").click(timeout=60_000)
+            # The live panel is polling (an epoch can be shorter than its pace, so any epoch will do).
+            page.get_by_text(re.compile(r"Epoch \d+ of")).first.wait_for(timeout=60_000)
+            run = next(Path(checkpoints).glob("first-*"))
             if target != "timeline":
-                return timed, []
-            with served(checkpoints) as (server, url):
-                page = browser.new_page(viewport={"width": 1440, "height": 1000})
-                page.set_default_timeout(120_000)
-                return timed, redraw_costs(page, server, url, run.name, epochs)
+                return timed_epochs(page, server.pid, run, target, epochs, watch_first), []
+            timed = timed_epochs(page, server.pid, run, target, epochs - 1, watch_first)
+            return timed, redraw_costs(page, server.pid, url, run.name, epochs - 1, opened_at(timed))
         finally:
             browser.close()
+            stop_server(server)
 
 
 def from_cli(epochs: int) -> list[Epoch]:
@@ -305,7 +278,7 @@ def report_page(target: str, jobs: list[list[Epoch]], cli_rate: float, redraws: 
     if redraws:
         cost = statistics.median(redraws)
         share = cost / (FOLLOW_EVERY * (os.cpu_count() or 1))
-        print(f"  a redraw for a new epoch, no job training: median {cost:.2f} CPU s (server and browser) over "
+        print(f"  a redraw for a new epoch, the job paused: median {cost:.2f} CPU s (server and browser) over "
               f"{len(redraws)}; at most one per {FOLLOW_EVERY:.0f} s is {share:.1%} of this machine's CPU")  # fmt: skip
 
 

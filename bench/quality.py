@@ -212,6 +212,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0, help="training budget; marks at 1, 2, 5, 20 min")
     parser.add_argument("--images", help="comma-separated marks in images seen, instead of minutes")
     parser.add_argument("--probe-every", type=float, default=10.0, help="seconds between recognisability checks")
+    parser.add_argument("--probe-images", type=int, default=PROBE_IMAGES, help="... with --images: images between")
     parser.add_argument("--threads", type=int, help="CPU threads (default: every core this process may use)")
     parser.add_argument("--ema", default="", help="comma-separated extra EMA decays to score at each mark")
     parser.add_argument("--show-probes", action="store_true", help="print every probe's scores, not only the marks'")
@@ -226,7 +227,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads() if args.threads else configure_threads()
     if args.images:
-        marks, probe = sorted(float(int(mark)) for mark in args.images.split(",")), float(PROBE_IMAGES)
+        marks, probe = sorted(float(int(mark)) for mark in args.images.split(",")), float(args.probe_images)
     else:
         budget = args.minutes * 60
         marks, probe = sorted({*(60.0 * m for m in REPORT_MINUTES if 60 * m <= budget), budget}), args.probe_every
