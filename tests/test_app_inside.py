@@ -21,19 +21,21 @@ def test_the_timeline_draws_the_map_and_a_clicked_point_shows_its_details(root):
     assert not at.exception
     charts = {chart.proto.id for chart in at.get("plotly_chart")}
     assert any("inside_map_saved_2" in chart for chart in charts)
+    spec = next(chart.proto.spec for chart in at.get("plotly_chart") if "inside_map_saved_2" in chart.proto.id)
+    assert "generated #1" in spec and "generated #0" not in spec  # samples counted from 1 on every page
     assert "Click a point on the map" in texts(at)
     assert "Top row: the 10 samples this epoch's D finds most real" in "\n".join(
         caption for image in at.image for caption in image.captions
     )
-    at.session_state["inside_point_saved"] = (1, 7)  # as a click on generated sample #7 leaves it
+    at.session_state["inside_point_saved"] = (1, 7)  # as a click on the eighth generated sample leaves it
     at.run(timeout=120)
     assert not at.exception
     captions = [caption for image in at.image for caption in image.captions]
-    assert any(caption.startswith("Generated sample #7") for caption in captions)
+    assert any(caption.startswith("Generated sample #8") for caption in captions)  # counted from 1, as on hover
     labels = {metric.label: metric.value for metric in at.metric}
     assert 0.0 <= float(labels["D: probability it is real"]) <= 1.0
     assert labels["The judge reads"] in [str(digit) for digit in range(10)]
-    assert at.number_input(key="inside_push_fake_7").value == 7  # the push map follows the clicked sample
+    assert at.number_input(key="inside_push_fake_7").value == 8  # the push map follows the clicked sample
     assert any("one step along it" in caption for caption in captions)
 
 

@@ -9,6 +9,8 @@ from gan.lab.overview import NODE_HELP, network_shapes, next_batch, overview_fra
 from gan.lab.slowmotion import HIGHLIGHT
 from gan.models import count_parameters
 from gan.store.checkpoints import CheckpointError
+from gan.store.run import Run
+from gan.store.shipped import shipped_path
 from gan.substeps import SubStep
 from gan.train import Trainer
 from tests.conftest import tiny_config
@@ -94,6 +96,16 @@ def test_a_saved_run_shows_its_next_step_and_nothing_is_written(good):
     assert frame.step == good.last_step().step + 1 == 7
     assert overview_from_run(good, epoch=1).step == 4  # three steps an epoch
     assert {path: path.read_bytes() for path in good.path.iterdir() if path.is_file()} == before
+
+
+def test_the_shipped_demo_run_shows_its_next_step_from_weights_only_and_nothing_is_written():
+    run = Run(shipped_path("demo"))  # its epochs hold G's average and D in half precision, no optimisers
+    before = {path: path.read_bytes() for path in run.path.iterdir() if path.is_file()}
+    frame = overview_from_run(run)
+    assert frame.step == run.last_step().step + 1
+    assert all(math.isfinite(value) for value in (frame.loss_d, frame.loss_g, frame.grad_norm_d, frame.grad_norm_g))
+    assert frame.fakes.shape[0] == len(frame.d_fake) == len(frame.digits) > 0  # the demo is conditional
+    assert {path: path.read_bytes() for path in run.path.iterdir() if path.is_file()} == before
 
 
 def test_a_damaged_run_gives_a_one_line_error(good):

@@ -72,7 +72,7 @@ def map_figure(real: RealPoints, found: EpochMap) -> go.Figure:
     labels = real.labels.tolist()
     asked = found.fake_digits.tolist() if found.fake_digits is not None else None
     fake_text = [
-        f"generated #{index}" + (f", asked for a {asked[index]}" if asked else "") + f"<br>judge reads {read}"
+        f"generated #{index + 1}" + (f", asked for a {asked[index]}" if asked else "") + f"<br>judge reads {read}"
         for index, read in enumerate(found.fake_read.tolist())
     ]
     marker = {"colorscale": PROBABILITY_SCALE, "cmin": 0.0, "cmax": 1.0, "line": {"width": 0.5, "color": "#555"}}
@@ -130,7 +130,7 @@ def point_details(kind: int, index: int, real: RealPoints, found: EpochMap) -> N
             return
         image = found.fake_images[index]
         asked = "" if found.fake_digits is None else f", asked for a {int(found.fake_digits[index])}"
-        title = f"Generated sample #{index}{asked}"
+        title = f"Generated sample #{index + 1}{asked}"
         probability, read, confidence = (
             found.fake_probability[index],
             found.fake_read[index],
@@ -237,17 +237,18 @@ def d_pushes(run: Run, name: str, epoch: int, real: RealPoints, found: EpochMap)
     fake_default = chosen[1] if chosen and chosen[0] == FAKE else 0
     real_default = chosen[1] if chosen and chosen[0] == REAL else 0
     columns = st.columns(2)
-    fake_index = columns[0].number_input(
-        "Generated sample #", 0, len(found.fake_images) - 1, int(fake_default), key=f"inside_push_fake_{fake_default}"
+    fake_number = columns[0].number_input(  # numbered from 1, as on the Latent page; indices from 0
+        "Generated sample #", 1, len(found.fake_images), int(fake_default) + 1, key=f"inside_push_fake_{fake_default}"
     )
-    real_index = columns[1].number_input(
-        "Real digit #", 0, len(real.images) - 1, int(real_default), key=f"inside_push_real_{real_default}"
+    real_number = columns[1].number_input(
+        "Real digit #", 1, len(real.images), int(real_default) + 1, key=f"inside_push_real_{real_default}"
     )
+    fake_index, real_index = int(fake_number) - 1, int(real_number) - 1
     fake_push = cached_push(path, epoch, stamp, FAKE, int(fake_index))
     real_push = cached_push(path, epoch, stamp, REAL, int(real_index))
-    push_row(f"Generated sample #{int(fake_index)}", fake_push, f"inside_push_fake_map_{name}")
+    push_row(f"Generated sample #{fake_number}", fake_push, f"inside_push_fake_map_{name}")
     push_row(
-        f"Real digit #{int(real_index)} ({int(real.labels[int(real_index)])})",
+        f"Real digit #{real_number} ({int(real.labels[real_index])})",
         real_push,
         f"inside_push_real_map_{name}",
     )
