@@ -3,7 +3,7 @@ are the shipped demo runs (the first visit of each page: nothing cached yet). Th
 the full render is the moment Streamlit stops running the page's script (its status widget gone) with no spinner
 left. Optionally saves a full-page screenshot of each.
 
-Usage: python bench/latency.py --only pages [--shots DIR]   (or python bench/pages.py [--shots DIR])
+Usage: python bench/latency.py --only pages   (or python bench/pages.py [--shots DIR] [--checkpoints DIR])
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ PAGES = {
     "train": "Train",
     "timeline": "Timeline",
     "latent": "Latent space",
-    "compare": "Compare",
+    "compare": "Compare runs",
     "probe": "Your digit",
 }
 FULL_LIMIT = 90  # seconds; a page still running then is printed as "inf"
@@ -61,13 +61,14 @@ def scroll_shots(page, stem: Path) -> None:
         page.screenshot(path=f"{stem}-{index}.png")
 
 
-def page_figures(shots: Path | None = None) -> None:
+def page_figures(shots: Path | None = None, checkpoints: Path | None = None) -> None:
+    """Each page's first visit on a fresh server; its runs are the demo runs, and those in `checkpoints` if given."""
     from playwright.sync_api import sync_playwright
 
     if shots is not None:
         shots.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as checkpoints, sync_playwright() as playwright:
-        server, url = start_server(checkpoints)
+    with tempfile.TemporaryDirectory() as empty, sync_playwright() as playwright:
+        server, url = start_server(str(checkpoints or empty))
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             wait_for_health(url)
@@ -83,4 +84,6 @@ def page_figures(shots: Path | None = None) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shots", type=Path, default=None, help="save a full-page screenshot of each page here")
-    page_figures(parser.parse_args().shots)
+    parser.add_argument("--checkpoints", type=Path, default=None, help="a checkpoints folder of runs to open")
+    arguments = parser.parse_args()
+    page_figures(arguments.shots, arguments.checkpoints)

@@ -16,6 +16,7 @@ Epoch records come back in epoch order, each once its scores are in; the caller 
 
 from __future__ import annotations
 
+import atexit
 import copy
 import threading
 import time
@@ -30,6 +31,7 @@ from torch import nn
 from gan.store.history import EpochRecord
 
 SCORING_SHARE = 0.10  # of the wall time since training began, at most, spent scoring (the last epoch excepted)
+EXIT_WAIT = 60.0  # seconds the interpreter's exit waits for a score under way
 
 
 class ScoringFailed(RuntimeError):
@@ -135,6 +137,8 @@ class EpochScorer:
                 slot.done, slot.weights = True, None
             self.closed = True
             self.changed.notify_all()  # the worker sees nothing left to do and ends
+        if self.thread is not None:  # ended within the time left (at once, unless a score is still under way)
+            self.thread.join(None if deadline is None else max(0.0, deadline - self.clock()))
         return self._take_done()
 
     def _start_worker(self) -> None:
@@ -142,6 +146,9 @@ class EpochScorer:
             self.model = copy.deepcopy(self.G_ema).eval().requires_grad_(False)
             self.thread = threading.Thread(target=self._work, name="gan-scorer", daemon=True)
             self.thread.start()
+            # A daemon thread stopped by the interpreter's exit inside PyTorch aborts the process ("terminate called
+            # without an active exception", exit code 134): the exit lets a score under way end first.
+            atexit.register(self.thread.join, EXIT_WAIT)
 
     # --- the worker thread ---
 
