@@ -6,6 +6,8 @@ deliberately not called `pages/`: Streamlit would then serve a deep link such as
 without this frame.
 """
 
+import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 # Imported whole before any page runs: plotly looks pandas up in sys.modules without importing it, so a chart drawn
@@ -13,9 +15,6 @@ from pathlib import Path
 # script runs this line first, and Python's import lock holds it until pandas is complete.
 import pandas  # noqa: F401
 import streamlit as st
-
-from views import kept, links
-from views.common import run_picker
 
 # A shipped icon: a Material icon as the page icon would be fetched from a font server, which fails offline.
 ICON = Path(__file__).resolve().parent / "views" / "icon.png"
@@ -32,6 +31,12 @@ pages = [
     st.Page("views/probe.py", title="Your digit", icon=":material/gesture:"),
 ]
 page = st.navigation(pages, position="top")
+# A fresh server's first page loads PyTorch and the project (seconds on a laptop): the navigation and a spinner show
+# first, then the page. Every later page and rerun finds them loaded.
+first_page = "torch" not in sys.modules
+with st.spinner("Starting GAN Studio: loading PyTorch (once per server)…") if first_page else nullcontext():
+    from views import kept, links  # noqa: E402
+    from views.common import run_picker  # noqa: E402
 linked = links.open_link({links.page_name(item.url_path): item for item in pages})  # once per browser session
 if linked is not None and linked.url_path != page.url_path:
     st.switch_page(linked)

@@ -12,6 +12,7 @@ principal directions.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
@@ -236,9 +237,12 @@ def _activation_elements(module: nn.Module, *inputs: torch.Tensor) -> int:
     return total[0]
 
 
+@functools.lru_cache(maxsize=16)  # the start checks run twice a job (at once, then under the run's lock)
 def estimate_training_bytes(config: Config) -> dict[str, int]:
     """Training memory of a config, from models built on the meta device (nothing is allocated): parameters
-    times (weights, gradients, two Adam moments, and the EMA copy of G), plus activations for a batch."""
+    times (weights, gradients, two Adam moments, and the EMA copy of G), plus activations for a batch. Building
+    them imports PyTorch's compiler package (about a second, the label embeddings' initialisation goes through
+    it on the meta device); `gan.jobs.warmup` needs it too, and torch.optim at the first optimiser."""
     with torch.device("meta"):
         G, D = build_generator(config), build_discriminator(config)
         batch = 2  # batch norm needs two; scaled to the real batch below

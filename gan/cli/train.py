@@ -82,8 +82,6 @@ def train_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-minutes={args.max_minutes} is not allowed: a number of minutes above 0")
     threads = configure_threads()
     run, config = resumed_run(args) if args.resume else new_run(args)
-    if config is not None:
-        start_warm_up(config)  # its first step's kernels, on the second core while this one builds the trainer
     control = Control()
     # the lock is held for the whole job: a second writer of this run is refused
     with stopped_by_signals(control), writing(), run.lock():
@@ -131,6 +129,7 @@ def resumed_run(args: argparse.Namespace) -> tuple[Run, None]:
 
 def new_run(args: argparse.Namespace) -> tuple[Run, Config]:
     config = config_from_args(args)
+    start_warm_up(config)  # its first step's kernels, on the second core while this one checks and builds
     run = Run.at(args.run or default_run_name(args.recipe or config.preset), args.root)
     check_startable(run, resume=False, config=config)
     return run, config
