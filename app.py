@@ -7,13 +7,8 @@ without this frame.
 """
 
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 
-# Imported whole before any page runs: plotly looks pandas up in sys.modules without importing it, so a chart drawn
-# while another session's thread is still importing pandas would find it half-made (AttributeError). Every session's
-# script runs this line first, and Python's import lock holds it until pandas is complete.
-import pandas  # noqa: F401
 import streamlit as st
 
 # A shipped icon: a Material icon as the page icon would be fetched from a font server, which fails offline.
@@ -31,12 +26,22 @@ pages = [
     st.Page("views/probe.py", title="Your digit", icon=":material/gesture:"),
 ]
 page = st.navigation(pages, position="top")
-# A fresh server's first page loads PyTorch and the project (seconds on a laptop): the navigation and a spinner show
-# first, then the page. Every later page and rerun finds them loaded.
-first_page = "torch" not in sys.modules
-with st.spinner("Starting GAN Studio: loading PyTorch (once per server)…") if first_page else nullcontext():
-    from views import kept, links  # noqa: E402
-    from views.common import run_picker  # noqa: E402
+# A fresh server's first page loads pandas, PyTorch and the project (seconds on a laptop): the navigation and a note
+# show at once, then the page. Every later page and rerun finds them loaded.
+loading = st.empty()
+if "torch" not in sys.modules:
+    loading.info(
+        "Starting GAN Studio: loading PyTorch, once per server (a few seconds)…", icon=":material/hourglass_top:"
+    )
+# Imported whole before any page runs: plotly looks pandas up in sys.modules without importing it, so a chart drawn
+# while another session's thread is still importing pandas would find it half-made (AttributeError). Every session's
+# script runs this line before its page, and Python's import lock holds it until pandas is complete.
+import pandas  # noqa: E402, F401
+
+from views import kept, links  # noqa: E402
+from views.common import run_picker  # noqa: E402
+
+loading.empty()
 linked = links.open_link({links.page_name(item.url_path): item for item in pages})  # once per browser session
 if linked is not None and linked.url_path != page.url_path:
     st.switch_page(linked)
