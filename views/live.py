@@ -25,7 +25,7 @@ from views import charts, common, experiment
 # often. On a 2-core AVX2 CPU the quick start's small networks made the 5 s / 20 s paces cost 5.2% of training, hence
 # 8 s / 30 s. Figures: bench/README.md, live view cost.
 STATUS_EVERY = 8.0  # seconds: the progress line and the sample grid (the job draws a fresh grid at most this often)
-STARTING_EVERY = 1.0  # ... until the job's first step
+STARTING_EVERY = 0.5  # ... until the job's first step
 CHARTS_EVERY = 30.0  # the loss charts and the diagnosis
 # The Timeline of a training run: a look at the job and the run's folder costs about a millisecond; a redraw for a new
 # epoch (its D's-eye map and push maps computed, the whole page re-rendered) costs seconds of CPU, so it comes at most
@@ -116,10 +116,10 @@ def job_status(
     try:
         progress, samples = progress_box.container(), samples_box.empty()
         snapshot = common.get_session().watch()  # this fragment shows the live samples: the job keeps them fresh
+        with progress:  # first, so that the step reached shows while the page is redrawn (a second while training)
+            job_progress_lines(snapshot, live)
         if snapshot.status != drawn or (first and snapshot.step > 0):
             st.rerun()
-        with progress:
-            job_progress_lines(snapshot, live)
         if snapshot.samples_png and snapshot.status != Status.STARTING:
             rows = "row r shows digit r" if snapshot.config and snapshot.config.conditional else "same noise each time"
             caption = f"{FIXED_SAMPLES} samples from fixed noise ({rows})"
@@ -202,7 +202,7 @@ def job_panel(snapshot: Snapshot, centrepiece: Callable[[], None] | None = None)
     if centrepiece is not None:
         centrepiece()
     charts, samples = st.columns([3, 2], gap="large")
-    # until the first step is taken (a second or two after the click), poll every second: it shows soon after
+    # until the first step is taken (a second or two after the click), poll every half second: it shows soon after
     first = snapshot.status == Status.STARTING or (snapshot.status == Status.RUNNING and snapshot.step == 0)
     every = STARTING_EVERY if first else STATUS_EVERY
     st.fragment(job_status, run_every=every if live else None)(snapshot.status, live, progress_box, samples, first)
