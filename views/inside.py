@@ -244,8 +244,8 @@ def d_pushes(run: Run, name: str, epoch: int, real: RealPoints, found: EpochMap)
         "Real digit #", 1, len(real.images), int(real_default) + 1, key=f"inside_push_real_{real_default}"
     )
     fake_index, real_index = int(fake_number) - 1, int(real_number) - 1
-    fake_push = cached_push(path, epoch, stamp, FAKE, int(fake_index))
-    real_push = cached_push(path, epoch, stamp, REAL, int(real_index))
+    fake_push = cached_push(path, epoch, stamp, FAKE, fake_index)
+    real_push = cached_push(path, epoch, stamp, REAL, real_index)
     push_row(f"Generated sample #{fake_number}", fake_push, f"inside_push_fake_map_{name}")
     push_row(
         f"Real digit #{real_number} ({int(real.labels[real_index])})",
