@@ -26,13 +26,15 @@ pages = [
     st.Page("views/probe.py", title="Your digit", icon=":material/gesture:"),
 ]
 page = st.navigation(pages, position="top")
-# A fresh server's first page loads pandas, PyTorch and the project (seconds on a laptop): the navigation and a note
-# show at once, then the page. Every later page and rerun finds them loaded.
+# A fresh server's first page loads pandas, PyTorch and the project (seconds on a laptop): the navigation, the page's
+# title and a note show at once, then the page replaces them. Every later page and rerun finds them loaded.
 loading = st.empty()
 if "torch" not in sys.modules:
-    loading.info(
-        "Starting GAN Studio: loading PyTorch, once per server (a few seconds)…", icon=":material/hourglass_top:"
-    )
+    with loading.container():
+        st.title(page.title)
+        st.info(
+            "Starting GAN Studio: loading PyTorch, once per server (a few seconds)…", icon=":material/hourglass_top:"
+        )
 # Imported whole before any page runs: plotly looks pandas up in sys.modules without importing it, so a chart drawn
 # while another session's thread is still importing pandas would find it half-made (AttributeError). Every session's
 # script runs this line before its page, and Python's import lock holds it until pandas is complete.
