@@ -29,7 +29,7 @@ page = st.navigation(pages, position="top")
 # A fresh server's first page loads pandas, PyTorch and the project (seconds on a laptop): the navigation, the page's
 # title and a note show at once, then the page replaces them. Every later page and rerun finds them loaded.
 loading = st.empty()
-if "torch" not in sys.modules:
+if not hasattr(sys.modules.get("views.common"), "run_picker"):  # not loaded yet, or another session is loading it
     with loading.container():
         st.title(page.title)
         st.info(
