@@ -103,15 +103,20 @@ def cli(capsys):
     return call
 
 
+def trained_run(path: Path, config: Config | None = None) -> Run:
+    """A run trained to its end at `path` (the tiny settings by default), its lock file gone so that copies of the
+    folder start unlocked."""
+    run = Run(path)
+    with run.lock():
+        train_run(run, prepare_trainer(run, config or tiny_config()))
+    (run.path / ".lock").unlink(missing_ok=True)
+    return run
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> Path:
     """One tiny trained run (2 epochs of 3 steps), copied by each test that needs a good run."""
-    folder = tmp_path_factory.mktemp("template")
-    run = Run(folder / "good")
-    with run.lock():
-        train_run(run, prepare_trainer(run, tiny_config()))
-    (run.path / ".lock").unlink()
-    return run.path
+    return trained_run(tmp_path_factory.mktemp("template") / "good").path
 
 
 @pytest.fixture

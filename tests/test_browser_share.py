@@ -9,10 +9,8 @@ import shutil
 
 import pytest
 
-from gan.jobs.runner import prepare_trainer, train_run
 from gan.share.report import build_report
-from gan.store.run import Run
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, trained_run
 from tests.servers import streamlit_server
 from tests.test_browser import BROWSER_ARGS, CHROMIUM, SHARED_SCREENS, Screens
 
@@ -33,9 +31,7 @@ def browser_page(tmp_path):
 
 
 def test_a_report_opens_offline_and_its_slider_moves_the_grid(tmp_path, browser_page):
-    run = Run(tmp_path / "runs" / "shared")
-    with run.lock():
-        train_run(run, prepare_trainer(run, tiny_config(epochs=4, set_at=("5:lr_d=0.001",))))
+    run = trained_run(tmp_path / "runs" / "shared", tiny_config(epochs=4, set_at=("5:lr_d=0.001",)))
     report = tmp_path / "report.html"
     report.write_text(build_report(run).html)
     page, left, errors = browser_page, [], []

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gan.jobs.runner import prepare_trainer, train_run
 from gan.share.report import build_report
 from gan.store.run import Run
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, trained_run
 
 PLOTLY_BANNER = "plotly.js v"  # the first line of plotly.min.js
 HOSTILE = "<script>alert(1)</script>"
@@ -22,11 +21,9 @@ HOSTILE = "<script>alert(1)</script>"
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory) -> Path:
     """A tiny run with a setting changed mid-run (4 epochs of 3 steps), made once."""
-    run = Run(tmp_path_factory.mktemp("report") / "shared")
-    with run.lock():
-        train_run(run, prepare_trainer(run, tiny_config(epochs=4, set_at=("5:lr_d=0.001",))))
-    (run.path / ".lock").unlink()
-    return run.path
+    return trained_run(
+        tmp_path_factory.mktemp("report") / "shared", tiny_config(epochs=4, set_at=("5:lr_d=0.001",))
+    ).path
 
 
 @pytest.fixture
@@ -141,8 +138,6 @@ def test_a_report_that_cannot_be_written_is_one_line(cli, root, good, tmp_path):
 
 @pytest.mark.slow
 def test_a_fifty_epoch_report_stays_under_ten_megabytes(tmp_path):
-    run = Run(tmp_path / "long")
-    with run.lock():
-        train_run(run, prepare_trainer(run, tiny_config(epochs=50)))
+    run = trained_run(tmp_path / "long", tiny_config(epochs=50))
     size = len(build_report(run).html.encode())
     assert 5_000_000 < size <= 10_000_000, f"{size:,} bytes"
