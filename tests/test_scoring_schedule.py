@@ -75,15 +75,17 @@ def test_epochs_are_scored_within_the_share_and_the_last_always():
 
     scorer = EpochScorer(generator(), score, share=0.1, clock=clock)
     records = []
-    for epoch in range(1, 13):  # an epoch every 10 s; scoring may take 10% of the time so far
+    for epoch in range(1, 21):  # an epoch every 10 s; scoring may take 10% of the time so far
         clock.now = 10.0 * epoch
-        scorer.submit(record(epoch), last=epoch == 12)
+        scorer.submit(record(epoch), last=epoch == 20)
         wait_for(lambda: scorer.idle)
         records += scorer.ready()
     records += scorer.finish()
-    assert [r.epoch for r in records] == list(range(1, 13))
-    # epoch 1: 0 s spent; then 5 s, within 10% from 50 s on; 10 s from 100 s on; and the last
-    assert [r.epoch for r in records if r.scores] == [1, 5, 10, 12]
+    assert [r.epoch for r in records] == list(range(1, 21))
+    # epoch 1: free; then 5 s spent + 5 s for this score + 5 s for the last's: within 10% from 150 s on (epoch 15,
+    # whose score ends at 155 s); then 10 + 10 s from 200 s on: only the last, always scored
+    assert [r.epoch for r in records if r.scores] == [1, 15, 20]
+    assert clock.now == 205 and 15 / 205 < 0.1, "the scores took under a tenth of the time"
 
 
 def test_a_failed_score_fails_on_the_training_thread():
@@ -118,3 +120,25 @@ def test_finish_gives_up_after_its_timeout_and_keeps_the_epoch_unscored():
     scorer.submit(record(1), last=True)
     assert [(r.epoch, r.scores) for r in scorer.finish(timeout=0.05)] == [(1, None)]
     release.set()
+
+
+def test_no_scoring_thread_is_left_waiting_between_scores():
+    """A live thread that has run PyTorch's parallel operations slows the training thread's even while it waits:
+    the worker ends once it has nothing to score, and the next score starts another."""
+    scorer = EpochScorer(generator(), lambda G: "scores", share=1.0)
+    scorer.submit(record(1))
+    first = scorer.thread
+    wait_for(lambda: not first.is_alive())
+    assert scorer.submit(record(2)), "the worker is idle and scoring has taken no time yet"
+    wait_for(lambda: scorer.idle)
+    assert scorer.thread is not first
+    assert [(r.epoch, r.scores) for r in scorer.ready() + scorer.finish()] == [(1, "scores"), (2, "scores")]
+
+
+def test_every_epoch_submitted_in_a_burst_is_scored_in_order():
+    """Epochs that must be scored arrive while workers score, end and start: none is lost or scored twice."""
+    scorer = EpochScorer(generator(), lambda G: "scores")
+    for epoch in range(1, 101):
+        assert scorer.submit(record(epoch), last=True)
+    records = scorer.ready() + scorer.finish(timeout=60)
+    assert [(r.epoch, r.scores) for r in records] == [(epoch, "scores") for epoch in range(1, 101)]
