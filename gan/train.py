@@ -27,7 +27,7 @@ from torch import nn
 from gan.config import CHANGEABLE, Config, ConfigError, check_changeable
 from gan.control import Control, NextStep, Outcome
 from gan.data import Dataset, batches, batches_per_epoch
-from gan.device import resolve_device, use_bf16
+from gan.device import resolve_device, training_memory_format, use_bf16
 from gan.ema import fixed_noise, update_average
 from gan.losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty, translate
 from gan.models import build_discriminator, build_generator
@@ -58,9 +58,10 @@ class Trainer:
         self.data = Dataset(data.images.to(self.device), data.labels.to(self.device))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            self.G = build_generator(config).to(self.device)
-            self.D = build_discriminator(config).to(self.device)
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+            G, D = build_generator(config).to(self.device), build_discriminator(config).to(self.device)
+        self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        layout = training_memory_format(self.device)
+        self.G, self.D = G.to(memory_format=layout), D.to(memory_format=layout)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
