@@ -21,7 +21,7 @@ import torch
 
 from gan.config import Config
 from gan.data import load_mnist
-from gan.device import resolve_device, use_bf16
+from gan.device import resolve_device, training_memory_format, use_bf16
 from gan.losses import r1_penalty
 from gan.models import build_discriminator, build_generator
 from gan.presets import QUICK_START
@@ -42,6 +42,8 @@ def warm_up(config: Config | None = None) -> None:
     G, D = G.to_empty(device=device), D.to_empty(device=device)
     for tensor in (*G.state_dict().values(), *D.state_dict().values()):
         tensor.zero_()
+    layout = training_memory_format(device)  # the kernels prepared are those of the trainer's layout
+    G, D = G.to(memory_format=layout), D.to(memory_format=layout)
     z = torch.zeros(config.batch_size, config.latent_dim, device=device)
     y = torch.zeros(config.batch_size, dtype=torch.long, device=device) if config.conditional else None
     bf16 = use_bf16(config.precision, device)
