@@ -15,7 +15,6 @@ from gan.control import Control
 from gan.demo import copy_for_training
 from gan.device import configure_threads
 from gan.jobs.runner import RunError, check_same_settings, check_startable, prepare_trainer, train_run
-from gan.jobs.warmup import start_warm_up
 from gan.lab.recipes import RECIPES, get_recipe
 from gan.models import count_parameters
 from gan.numbers import decimal_number, whole_number
@@ -129,7 +128,6 @@ def resumed_run(args: argparse.Namespace) -> tuple[Run, None]:
 
 def new_run(args: argparse.Namespace) -> tuple[Run, Config]:
     config = config_from_args(args)
-    start_warm_up(config)  # its first step's kernels, on the second core while this one checks and builds
     run = Run.at(args.run or default_run_name(args.recipe or config.preset), args.root)
     check_startable(run, resume=False, config=config)
     return run, config

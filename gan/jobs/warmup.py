@@ -2,7 +2,9 @@
 networks forwards and backwards once (PyTorch prepares its convolution kernels for a shape the first time it meets
 it: most of a first step's time on a CPU) and importing PyTorch's compiler package (torch.optim imports it when
 the first optimiser is made, about two CPU-seconds). The app warms up for the quick start while its first page is
-read; `python -m gan train` warms up for its run on a second thread while the first builds the trainer.
+read. `python -m gan train` does not: its first step comes 2.9 s after the process starts, and a warm-up there
+(its kernels prepared while the first thread builds the trainer) made it 0.04 to 0.1 s later, the two threads
+preparing the same kernels on two cores at once.
 
 Nothing here draws a random number: the networks are built on the meta device, given zero weights, and thrown
 away, so a job building its own trainer at the same time (its weights drawn from the seeded global generator)
