@@ -59,14 +59,14 @@ def warm_up(config: Config | None = None) -> None:
     # trainer being built meanwhile imports it while this thread's kernels are prepared, both cores busy
 
 
-def start_warm_up(config: Config | None = None) -> None:
-    """Warm up once per process, on a background thread, for `config` (default: the quick start's)."""
+def start_warm_up() -> None:
+    """Warm up for the quick start, once per process, on a background thread."""
     global _started
     with _lock:
         if _started:
             return
         _started = True
-    thread = threading.Thread(target=_quietly, args=(config,), name="gan-warm-up", daemon=True)
+    thread = threading.Thread(target=_quietly, name="gan-warm-up", daemon=True)
     thread.start()
     # A daemon thread stopped by the interpreter's exit inside PyTorch aborts the process ("terminate called without
     # an active exception"): the server stopped by Ctrl-C or SIGTERM lets the warm-up end first (seconds).
@@ -78,9 +78,9 @@ def wait_until_warm(timeout: float | None = None) -> bool:
     return _done.wait(timeout)
 
 
-def _quietly(config: Config | None) -> None:
+def _quietly() -> None:
     try:
         with contextlib.suppress(Exception):
-            warm_up(config)
+            warm_up()
     finally:
         _done.set()
