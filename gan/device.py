@@ -25,12 +25,16 @@ def resolve_device(name: str) -> torch.device:
 @functools.cache
 def _cpu_computes_bf16() -> bool:
     """Whether this CPU has bf16 arithmetic: x86's AVX512-BF16 or AMX, Arm's BF16 (Linux's /proc/cpuinfo flags).
-    Elsewhere (no such file, e.g. macOS) the answer is no, and training stays in fp32: the safe side."""
+    Elsewhere (no such file, e.g. macOS) the answer is no, and training stays in fp32: the safe side. On x86 the
+    flags count only while PyTorch's kernels may use AVX-512: `ATEN_CPU_CAPABILITY=avx2` (with
+    `ONEDNN_MAX_CPU_ISA=AVX2`, a laptop-class CPU imitated on a faster one) leaves bf16 emulated, as on that laptop."""
     try:
         flags = set(Path("/proc/cpuinfo").read_text(errors="replace").split())
     except OSError:
         return False
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    return "bf16" in flags
 
 
 def native_bf16(device: torch.device) -> bool:

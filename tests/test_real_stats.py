@@ -115,7 +115,9 @@ def test_the_shipped_fits_match_a_recomputation():
         recomputed = compute(judge_outputs(judge, test.images)[0], test.labels)
         for a, b in zip((shipped.overall, *shipped.digits), (recomputed.overall, *recomputed.digits)):
             assert a.count == b.count
-            assert np.allclose(a.mean, b.mean, rtol=1e-5, atol=1e-7) and np.allclose(a.cov, b.cov, rtol=1e-5, atol=1e-7)
+            # another instruction set sums the float32 features in another order: entries near zero differ by
+            # up to 7e-7 between AVX2 and AVX-512 CPUs, where the features' own scale is 2 to 11
+            assert np.allclose(a.mean, b.mean, rtol=1e-5, atol=1e-5) and np.allclose(a.cov, b.cov, rtol=1e-5, atol=1e-5)
         samples = FeatureStats(*_fit(judge_outputs(judge, train)[0]))
         floor_shipped = frechet_distance(samples, FeatureStats(shipped.overall.mean, shipped.overall.cov, 10_000))
         floor_recomputed = frechet_distance(

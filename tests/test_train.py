@@ -158,3 +158,23 @@ def test_whole_numbers_given_for_rates_train_as_floats(data):
     config = tiny_config(beta1=0, lr_g=1)  # as a hand-written config.json may hold them
     assert isinstance(config.beta1, float) and isinstance(config.lr_g, float)
     Trainer(config, data)  # Adam refuses betas of (0, 0.99)
+
+
+@pytest.mark.parametrize(
+    ("flags", "capability", "native"),
+    [
+        ("fpu avx2 avx512f avx512_bf16", "AVX512", True),
+        ("fpu avx2 avx512f avx512_bf16", "AVX2", False),  # ATEN_CPU_CAPABILITY=avx2: a laptop CPU imitated
+        ("fpu avx2 amx_bf16 amx_tile", "AVX512", True),
+        ("fpu avx2", "AVX2", False),
+        ("fp asimd bf16", "DEFAULT", True),  # Arm
+    ],
+)
+def test_a_cpu_computes_bf16_when_it_has_the_instructions_and_may_use_them(flags, capability, native, monkeypatch):
+    monkeypatch.setattr(gan.device.Path, "read_text", lambda self, errors=None: f"flags\t: {flags}\n")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    gan.device._cpu_computes_bf16.cache_clear()
+    try:
+        assert gan.device.native_bf16(torch.device("cpu")) is native
+    finally:
+        gan.device._cpu_computes_bf16.cache_clear()
