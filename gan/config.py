@@ -29,6 +29,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 UPSAMPLES = ("transposed", "nearest")
 G_NORMS = ("none", "batch")
+D_SPREADS = ("none", "minibatch")
 AUGMENTS = ("none", "translate")
 
 
@@ -50,10 +51,10 @@ class Config:
     epochs: int = setting(5, int, "Epochs", "passes over the 60,000 training digits", low=1, high=10_000)
     batch_size: int = setting(64, int, "Batch size", "images per step", low=1, high=60_000, step=16)
     lr_g: float = setting(
-        5e-4, float, "G learning rate", "Adam step size of the generator", **UNIT, low_open=True, step=1e-4
+        1e-3, float, "G learning rate", "Adam step size of the generator", **UNIT, low_open=True, step=1e-4
     )
     lr_d: float = setting(
-        5e-4, float, "D learning rate", "Adam step size of the discriminator", **UNIT, low_open=True, step=1e-4
+        1e-3, float, "D learning rate", "Adam step size of the discriminator", **UNIT, low_open=True, step=1e-4
     )
     latent_dim: int = setting(64, int, "Latent size", "length of the noise vector z", low=1, high=1024)
     loss: str = setting(
@@ -148,6 +149,16 @@ class Config:
     )
     g_norm: str = setting(
         "none", str, "G normalisation", "classic generator's hidden layers", choices=G_NORMS, section="advanced"
+    )
+    d_spread: str = setting(
+        "none",
+        str,
+        "D's batch spread",
+        "classic discriminator: minibatch gives its last layer the spread of the batch's features as one more input "
+        "(the conv discriminators always have it), so a batch of look-alike fakes is caught and G is pushed to draw "
+        "every digit",
+        choices=D_SPREADS,
+        section="advanced",
     )
     g_kernel: int = setting(
         4,

@@ -73,10 +73,21 @@ class ClassicGenerator(nn.Module):
         return self.rest(self.first(z)).view(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
 
 
+def minibatch_spread(h: torch.Tensor) -> torch.Tensor:
+    """Minibatch standard deviation (Karras et al., 2018), one number per batch as a (B, 1) feature: real and fake
+    batches go through D separately, so a batch of near-identical fakes is told apart by its low spread, and G is
+    pushed to vary its samples. The epsilon keeps it differentiable twice (R1) where a feature is the same across
+    the batch (the border). The variance is written out: torch.var across the batch is 5 times slower on a CPU."""
+    centred = h - h.mean(dim=0)
+    return (centred.square().mean(dim=0) + 1e-8).sqrt().mean().expand(len(h), 1)
+
+
 class ClassicDiscriminator(nn.Module):
-    def __init__(self, width: int):
+    """784 -> 4w -> 2w -> w -> logit; `spread=True` gives the last layer the batch's spread as one more input."""
+
+    def __init__(self, width: int, spread: bool = False):
         super().__init__()
-        self.num_classes = 0
+        self.num_classes, self.spread = 0, spread
         self.net = nn.Sequential(
             nn.Flatten(),
             nn.Linear(PIXELS, 4 * width),
@@ -85,11 +96,16 @@ class ClassicDiscriminator(nn.Module):
             nn.LeakyReLU(0.2),
             nn.Linear(2 * width, width),
             nn.LeakyReLU(0.2),
-            nn.Linear(width, 1),
+            nn.Linear(width + int(spread), 1),
         )
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x).squeeze(1)
+        *hidden, last = self.net
+        for layer in hidden:
+            x = layer(x)
+        if self.spread:
+            x = torch.cat([x, minibatch_spread(x)], dim=1)
+        return last(x).squeeze(1)
 
 
 def _upsample(c_in: int, c_out: int, mode: str, bias: bool, kernel: int = 4) -> list[nn.Module]:
@@ -172,13 +188,7 @@ class ConvDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.body(x)  # (B, 4w * 49)
-        # Minibatch standard deviation (Karras et al., 2018): real and fake batches go through D separately, so
-        # a batch of near-identical fakes is told apart by its low spread, and G is pushed to vary its samples.
-        # The epsilon keeps it differentiable twice (R1) where a feature is the same across the batch (the border).
-        # The variance is written out: torch.var across the batch is 5 times slower on a CPU (6% of a step).
-        centred = h - h.mean(dim=0)
-        spread = (centred.square().mean(dim=0) + 1e-8).sqrt().mean().expand(len(h), 1)  # (B, 1)
-        logit = self.head(torch.cat([h, spread], dim=1)).squeeze(1)
+        logit = self.head(torch.cat([h, minibatch_spread(h)], dim=1)).squeeze(1)
         if self.embed is not None:
             if y is None:
                 raise ValueError("this discriminator is conditional: give the digit label of every image")
@@ -196,7 +206,7 @@ def build_generator(config: Config) -> nn.Module:  # a Generator
 
 def build_discriminator(config: Config) -> nn.Module:
     if config.preset == "classic":
-        return ClassicDiscriminator(config.width)
+        return ClassicDiscriminator(config.width, spread=config.d_spread == "minibatch")
     return ConvDiscriminator(config.width, NUM_CLASSES if config.conditional else 0)
 
 

@@ -62,7 +62,7 @@ def test_a_learning_rate_changed_while_training_is_applied_and_marked_on_the_cha
     at = open_app()
     session = common.get_session()
     wait_until(at, lambda: session.snapshot().status == "running" and session.snapshot().step > 0)
-    assert at.number_input(key="live_lr_d").value == pytest.approx(5e-4)
+    assert at.number_input(key="live_lr_d").value == pytest.approx(tiny_config().lr_d)
     at.number_input(key="live_lr_d").set_value(0.002)
     at.button(key="live_apply").click().run()
     assert not at.exception

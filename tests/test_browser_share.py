@@ -31,7 +31,7 @@ def browser_page(tmp_path):
 
 
 def test_a_report_opens_offline_and_its_slider_moves_the_grid(tmp_path, browser_page):
-    run = trained_run(tmp_path / "runs" / "shared", tiny_config(epochs=4, set_at=("5:lr_d=0.001",)))
+    run = trained_run(tmp_path / "runs" / "shared", tiny_config(epochs=4, set_at=("5:lr_d=0.003",)))
     report = tmp_path / "report.html"
     report.write_text(build_report(run).html)
     page, left, errors = browser_page, [], []
@@ -41,7 +41,7 @@ def test_a_report_opens_offline_and_its_slider_moves_the_grid(tmp_path, browser_
     page.goto(report.as_uri())
     page.locator(".js-plotly-plot .main-svg").first.wait_for()
     assert page.locator(".js-plotly-plot").count() == 2  # the losses and D's beliefs (no scores: no FID chart)
-    assert page.get_by_text("D learning rate 0.001").count() >= 1  # the change mid-run, marked on the charts
+    assert page.get_by_text("D learning rate 0.003").count() >= 1  # the change mid-run, marked on the charts
     grid, label = page.locator("#grid"), page.locator("#epoch-label")
     last = grid.get_attribute("src")
     assert label.text_content() == "4"

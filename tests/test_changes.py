@@ -28,7 +28,7 @@ from tests.test_cli import KILLED_AT_FSYNC
 
 REPO = Path(__file__).resolve().parent.parent
 # Every changeable field, each changed at a step inside an epoch, and the loss changed twice (to wgan-gp last).
-SCHEDULE = ("5:lr_d=0.002", "7:loss=hinge", "10:d_steps=2", "13:ema_decay=0.9", "14:lr_g=0.001", "17:loss=wgan-gp")
+SCHEDULE = ("5:lr_d=0.002", "7:loss=hinge", "10:d_steps=2", "13:ema_decay=0.9", "14:lr_g=0.003", "17:loss=wgan-gp")
 EPOCHS, STEPS = 6, 4
 
 
@@ -43,11 +43,13 @@ def change_records(run: Run) -> list[tuple]:
 
 def test_a_scheduled_change_applies_from_the_step_after_it(data):
     trainer = Trainer(tiny_config(set_at=("3:lr_d=0.002",), steps_per_epoch=5, epochs=1), data)
+    before = trainer.config.lr_d
+    assert before != 0.002, "otherwise this test checks nothing"
     rates, changes = {}, []
     trainer.run(on_step=lambda m: rates.update({m.step: trainer.opt_d.param_groups[0]["lr"]}), on_change=changes.append)
-    assert rates == {1: 5e-4, 2: 5e-4, 3: 5e-4, 4: 0.002, 5: 0.002}
-    assert changes == [ChangeRecord(3, "lr_d", 5e-4, 0.002)]
-    assert trainer.config.lr_d == 0.002 and trainer.opt_g.param_groups[0]["lr"] == 5e-4
+    assert rates == {1: before, 2: before, 3: before, 4: 0.002, 5: 0.002}
+    assert changes == [ChangeRecord(3, "lr_d", before, 0.002)]
+    assert trainer.config.lr_d == 0.002 and trainer.opt_g.param_groups[0]["lr"] == trainer.config.lr_g
 
 
 def test_a_requested_change_applies_at_the_next_step_and_is_recorded(root):
@@ -101,7 +103,7 @@ def test_a_changed_run_stopped_and_resumed_equals_the_uninterrupted_run(root, da
     assert resumed.step == 7 and resumed.config.lr_g == 0.002 and resumed.config.discriminator_steps == 3
     assert train_run(run, resumed) == "finished"
     assert_same_weights(reference.state_dict(), run.load_epoch(3))
-    assert change_records(run) == [(6, "lr_g", 5e-4, 0.002), (6, "d_steps", None, 3)]
+    assert change_records(run) == [(6, "lr_g", tiny_config().lr_g, 0.002), (6, "d_steps", None, 3)]
 
 
 TINY = ["--width", "4", "--batch-size", "16", "--latent-dim", "8", "--no-eval"]

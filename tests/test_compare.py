@@ -36,7 +36,7 @@ def runs(saved_root) -> list[RunRecord]:
 def test_differing_settings_name_each_runs_value(runs):
     base, fast, switched = runs
     differing = differing_settings([base, fast])
-    assert differing == {"batch_size": [16, 32], "lr_d": [5e-4, 2e-3]}
+    assert differing == {"batch_size": [16, 32], "lr_d": [RUN_SETTINGS["base"].lr_d, 2e-3]}
     with_changes = differing_settings(runs)
     assert with_changes["set_at"] == [(), (), ("4:loss=hinge",)]
     assert with_changes[CHANGES] == ["none", "none", "step 4: loss bce -> hinge"]

@@ -59,3 +59,23 @@ def test_settings_beyond_the_machines_memory_are_refused_with_the_estimate():
     with pytest.raises(ConfigError, match=r"need about [\d.]+ GiB .* machine has 23\.0 GiB: lower"):
         check_memory(huge, available=23 * 2**30)
     check_memory(tiny_config(), available=23 * 2**30)
+
+
+def test_the_classic_discriminator_with_the_batch_spread_tells_a_batch_of_look_alikes_apart():
+    config = Config.for_preset("classic", d_spread="minibatch", width=16)
+    torch.manual_seed(0)
+    D = build_discriminator(config)
+    torch.nn.init.constant_(D.net[-1].weight[:, -1], 5.0)  # let the spread input weigh in, as training would
+    varied = torch.rand(8, 1, 28, 28) * 2 - 1
+    look_alikes = varied[:1].repeat(8, 1, 1, 1)
+    assert D(varied)[0] != D(torch.cat([varied[:1], look_alikes[1:]]))[0], "the same digit, judged in another batch"
+    without = build_discriminator(config.replace(d_spread="none"))
+    assert D.net[-1].in_features == without.net[-1].in_features + 1
+    assert without(varied)[0] == without(torch.cat([varied[:1], look_alikes[1:]]))[0]
+
+
+def test_classic_runs_saved_before_the_batch_spread_build_the_discriminator_they_trained():
+    saved = Config.for_preset("classic").to_dict()
+    del saved["d_spread"]
+    D = build_discriminator(Config.from_saved(saved))
+    assert D.net[-1].in_features == saved["width"], "its saved weights must load"

@@ -22,7 +22,7 @@ HOSTILE = "<script>alert(1)</script>"
 def shared(tmp_path_factory) -> Path:
     """A tiny run with a setting changed mid-run (4 epochs of 3 steps), made once."""
     return trained_run(
-        tmp_path_factory.mktemp("report") / "shared", tiny_config(epochs=4, set_at=("5:lr_d=0.001",))
+        tmp_path_factory.mktemp("report") / "shared", tiny_config(epochs=4, set_at=("5:lr_d=0.003",))
     ).path
 
 
@@ -49,7 +49,7 @@ def test_a_report_holds_every_section_in_one_file(run):
     assert page.count("Plotly.newPlot") == 2  # the losses and D's beliefs
     for heading in ("Diagnosis", "Charts", "Samples", "Scores", "Settings", "Changed mid-run", "Progression"):
         assert f"<h2>{heading}" in page or f"<h3>{heading}" in page, heading
-    assert "lr_d=0.001" in page  # the change, on the charts and in its table
+    assert "lr_d=0.003" in page  # the change, on the charts and in its table
     grids = grids_of(page)
     assert len(grids) == 4 and all(uri.startswith("data:image/png;base64,") for uri in grids)
     assert 'src="data:image/gif;base64,' in page

@@ -28,7 +28,7 @@ from gan.store.files import FileError, atomic_write, open_regular, parse_json, r
 FORMAT = "gan-studio/1"
 HEADER_LIMIT = 4_000_000  # bytes of safetensors header; ours are a few kB
 RNG_LIMIT = 100_000  # bytes of saved generator state (5,056 on CPU)
-ARCHITECTURE = ("preset", "latent_dim", "width", "g_kernel", "upsample")  # the settings that fix the tensors' shapes
+ARCHITECTURE = ("preset", "latent_dim", "width", "g_kernel", "upsample", "g_norm", "d_spread")  # these fix the tensors
 
 
 class CheckpointError(ValueError):
