@@ -157,7 +157,9 @@ def paused_job(root, **changes) -> AppTest:
     session.pause()
     wait_for(lambda: session.snapshot().status == "paused")
     at = open_app()
-    wait_for(lambda: session.overview() is not None)
+    # "paused" is shown at once, but the step under way still ends: the loop has parked once the graph it
+    # publishes on parking is of the step counter's step
+    wait_for(lambda: (frame := session.overview()) is not None and frame.step == session.snapshot().step)
     at.run()
     assert not at.exception
     return at
