@@ -6,7 +6,7 @@ whose samples are recognisable (first judge's confidence >= 0.9, every digit >= 
 and the FIDs after 60 s. A part that fails prints its error and the others still run. Without CUDA it says so in
 one line and exits.
 
-    python bench/gpu.py [--seconds 60] [--preset cdcgan]
+    python bench/gpu.py [--seconds 60] [--preset cdcgan] [--grid samples.png] [--set batch_size=256 ...]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torchvision.utils import save_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -35,6 +36,15 @@ from gan.scoring.judge import load_judges  # noqa: E402
 from gan.scoring.metrics import EVAL_SAMPLES, EVAL_SEED, REAL_KEY, evaluate_images, reference_scores  # noqa: E402
 from gan.store.run import Run, load_generator  # noqa: E402
 from gan.train import Trainer  # noqa: E402
+
+
+def number_or_text(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def recognisable(scores) -> bool:
@@ -81,13 +91,16 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="training seconds (default 60)")
     parser.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET)
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu: check this script itself")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings, e.g. batch_size=256")
+    parser.add_argument("--grid", type=Path, help="save the first 100 samples after the run as a PNG, to look at")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("bench/gpu.py: no CUDA GPU on this machine (torch.cuda.is_available() is False); nothing was run")
         return 0
     if args.device == "cuda":
         print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}", flush=True)
-    config = Config.for_preset(args.preset, device=args.device, epochs=10_000, checkpoint_every=1)
+    overrides = {key: number_or_text(value) for key, value in (item.split("=", 1) for item in args.set)}
+    config = Config.for_preset(args.preset, **overrides, device=args.device, epochs=10_000, checkpoint_every=1)
     judges = load_judges(retrain_if_missing=False)
     floor, third_judge = reference_scores(judges)[REAL_KEY], load_third_judge()
     third_base = third_floor(third_judge)
@@ -103,6 +116,8 @@ def main() -> int:
 
         def fids() -> str:
             images, labels = sample(trainer.G_ema, EVAL_SAMPLES, EVAL_SEED)  # drawn on the GPU
+            if args.grid:
+                save_image(images[:100], args.grid, nrow=10, normalize=True, value_range=(-1, 1))
             scores, third = evaluate_images(images, judges, labels), third_fid(third_judge, images)
             return (
                 f"FID {scores.fid:.2f} ({scores.fid / floor.fid:.2f}x its floor) / {scores.fid_second:.3f} "

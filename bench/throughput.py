@@ -3,6 +3,7 @@ a matrix-multiply peak measured in the same run.
 
     python bench/throughput.py                      # every preset at its default and a few other batch sizes
     python bench/throughput.py --preset classic --batch-sizes 128 512 --repeats 5
+    python bench/throughput.py --device cuda --batch-sizes 64 512 2048   # on an NVIDIA GPU
 
 FLOPs are counted by torch.utils.flop_counter over one real training step (G forward and backward, D on real
 and fake, forward and backward), so the figure follows the models as they change.
@@ -23,18 +24,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gan.config import PRESETS, Config  # noqa: E402
 from gan.data import load_mnist  # noqa: E402
-from gan.device import configure_threads, use_bf16  # noqa: E402
+from gan.device import configure_threads, resolve_device, use_bf16  # noqa: E402
 from gan.train import Trainer  # noqa: E402
 
 
-def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work, so that a clock read after it times that work (a no-op on a CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, repeats: int = 5) -> float:
     """GFLOP/s of a large square matrix multiply: the most this machine does for that precision."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    size = 8192 if device.type == "cuda" else 2048
+    a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
     a @ b  # warm-up
     timings = []
     for _ in range(repeats):
+        synchronize(device)
         started = time.perf_counter()
         a @ b
+        synchronize(device)
         timings.append(time.perf_counter() - started)
     return 2 * size**3 / statistics.median(timings) / 1e9
 
@@ -52,14 +62,16 @@ def flops_per_image(trainer: Trainer) -> float:
 def measure(config: Config, data, steps: int, repeats: int) -> dict[str, float]:
     trainer = Trainer(config, data)
     flops = flops_per_image(trainer)
-    real, labels = data.images[: config.batch_size], data.labels[: config.batch_size]
-    for _ in range(3):  # warm-up: allocator, oneDNN kernel selection
+    real, labels = trainer.data.images[: config.batch_size], trainer.data.labels[: config.batch_size]  # on its device
+    for _ in range(3):  # warm-up: allocator, oneDNN's or cuDNN's kernel selection
         trainer.train_step(real, labels)
     rates = []
     for _ in range(repeats):
+        synchronize(trainer.device)
         started = time.perf_counter()
         for _ in range(steps):
             trainer.train_step(real, labels)
+        synchronize(trainer.device)
         rates.append(steps * config.batch_size / (time.perf_counter() - started))
     rate = statistics.median(rates)
     return {
@@ -82,21 +94,27 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=20, help="steps per timed repetition")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
 
     threads = configure_threads()
+    device = resolve_device(args.device)
     data = load_mnist()
-    cpu = torch.device("cpu")
-    own = {preset: "bf16" if use_bf16(Config.for_preset(preset).precision, cpu) else "fp32" for preset in args.preset}
+    own = {
+        preset: "bf16" if use_bf16(Config.for_preset(preset).precision, device) else "fp32" for preset in args.preset
+    }
     runs = {preset: args.precision or [own[preset]] for preset in args.preset}  # "auto" as this machine reads it
     # only the precisions timed: an emulated bf16 matmul (a CPU without bf16) takes minutes
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-    peaks = {name: matmul_peak(dtypes[name]) for name in sorted({p for chosen in runs.values() for p in chosen})}
-    measured = ", ".join(f"{name} {peak:.0f} GFLOP/s" for name, peak in peaks.items())
-    print(
-        f"torch {torch.__version__}, {threads} threads, {torch.backends.cpu.get_cpu_capability()}; matmul peak "
-        f"{measured} (median of 5, 2048x2048)"
+    chosen = sorted({p for precisions in runs.values() for p in precisions})
+    peaks = {name: matmul_peak(dtypes[name], device) for name in chosen}
+    measured = ", ".join(f"{name} {peak:,.0f} GFLOP/s" for name, peak in peaks.items())
+    where = (
+        f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
+        if device.type == "cuda"
+        else f"{threads} threads, {torch.backends.cpu.get_cpu_capability()}"
     )
+    print(f"torch {torch.__version__}, {where}; matmul peak {measured} (median of 5)")
     print(
         f"{'preset':<8} {'precision':<9} {'batch':>5} {'MFLOP/img':>9} {'images/s':>9} {'s/epoch':>8} "
         f"{'GFLOP/s':>8} {'of peak':>7}"
@@ -105,7 +123,7 @@ def main() -> None:
         default = Config.for_preset(preset)
         for precision in runs[preset]:
             for batch_size in args.batch_sizes or sorted({default.batch_size, 64, 512}):
-                config = default.replace(batch_size=batch_size, precision=precision, evaluate=False)
+                config = default.replace(batch_size=batch_size, precision=precision, evaluate=False, device=args.device)
                 result = measure(config, data, args.steps, args.repeats)
                 marker = "*" if batch_size == default.batch_size and precision == own[preset] else " "
                 print(
