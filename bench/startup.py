@@ -5,7 +5,9 @@
     browser: until the page shows a step), and `python -m gan train` from the
     process's start (imports included) to its first step, for the quick start and the default preset;
 (e) the same run with and without scoring (paired, in turn), the difference as a share of the scored run's wall
-    and CPU time, for the quick start and the default.
+    and CPU time, for the quick start and the default; and, from the scored run alone, the seconds its scores took
+    beside the training (each epoch's `score_seconds` in its history) as a share of its wall time: the most
+    scoring can have cost, read within one run, so the machine's run-to-run noise does not enter it.
 
 `python bench/startup.py --click-child ROOT` is the fresh process of (d)'s AppTest figure.
 """
@@ -30,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bench.latency import BROWSER_ARGS, CHROMIUM, load, report, start_server, stop_server, wait_for_health  # noqa: E402
 from gan.config import DEFAULT_PRESET, SETTINGS  # noqa: E402
 from gan.presets import QUICK_START  # noqa: E402
+from gan.store.run import Run  # noqa: E402
 
 # --- (d) start-up: click or command to the first training step --------------------------------------------
 
@@ -158,17 +161,20 @@ def scoring_figures(repeats: int, quick_epochs: int, default_epochs: int) -> Non
     )[: 2 if default_epochs else 1]
     with tempfile.TemporaryDirectory() as root:
         for index, (label, flags) in enumerate(runs):
-            walls, cpus, scored_wall = [], [], []
+            walls, cpus, scored_wall, busy = [], [], [], []
             for repeat in range(repeats):
                 scored = cli_run(flags, root, f"scored-{index}-{repeat}")
                 plain = cli_run([*flags, "--no-eval"], root, f"plain-{index}-{repeat}")
                 walls.append((scored[0] - plain[0]) / scored[0])
                 cpus.append((scored[1] - plain[1]) / scored[1])
                 scored_wall.append(scored[0])
+                took = Run.at(f"scored-{index}-{repeat}", root).history().epochs
+                busy.append(sum(record.score_seconds or 0.0 for record in took) / scored[0])
             print(
                 f"(e) scoring's share, {label}: wall {statistics.median(walls):.1%}, CPU "
-                f"{statistics.median(cpus):.1%} (scored run {statistics.median(scored_wall):.0f} s wall, n={repeats}), "
-                f"{load()}",
+                f"{statistics.median(cpus):.1%} (scored run {statistics.median(scored_wall):.0f} s wall, n={repeats}); "
+                f"scores' own time in the scored run {statistics.median(busy):.1%} of its wall time "
+                f"(each: {', '.join(f'{share:.1%}' for share in busy)}), {load()}",
                 flush=True,
             )
 

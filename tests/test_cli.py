@@ -70,6 +70,8 @@ def test_a_scored_run_that_ends_at_once_exits_cleanly(tmp_path):
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-500:]
         assert "epoch 1 scored, FID" in done.stdout and "terminate called" not in done.stderr
+        took = Run.at(f"r{attempt}", tmp_path).history().epochs[0].score_seconds
+        assert f"scoring: 1 of 1 epochs scored beside the training in {took:.1f} s" in done.stdout
 
 
 def test_sample_writes_a_png_grid_or_an_array(root, cli, tmp_path):

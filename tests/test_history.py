@@ -98,6 +98,15 @@ def test_damaged_scores_read_as_none_and_the_epoch_stays(damage):
     assert isinstance(record, EpochRecord) and record.epoch == 1 and record.scores is None
 
 
+@pytest.mark.parametrize("took", [2.5, -1.0, "2.5", float("nan"), None])
+def test_a_scores_time_is_kept_and_a_bad_one_reads_as_unknown(took):
+    line = {"kind": "epoch", "epoch": 1, "step": 3, "seconds": 1.5, "scores": SAVED_SCORES, "score_seconds": took}
+    record = parse_record(json.loads(json.dumps(line)))
+    assert record.scores is not None, "the epoch and its scores stay"
+    assert record.score_seconds == (2.5 if took == 2.5 else None)
+    assert parse_record(json.loads(json.dumps(record.to_dict()))) == record, "written as it is read"
+
+
 @pytest.mark.parametrize("missing", ["fid", "histogram", "classes_covered", "warnings"])
 def test_scores_missing_a_field_every_version_wrote_read_as_none(missing):
     kept = {key: value for key, value in SAVED_SCORES.items() if key != missing}

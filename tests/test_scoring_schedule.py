@@ -86,6 +86,8 @@ def test_epochs_are_scored_within_the_share_and_the_last_always():
     # whose score ends at 155 s); then 10 + 10 s from 200 s on: only the last, always scored
     assert [r.epoch for r in records if r.scores] == [1, 15, 20]
     assert clock.now == 205 and 15 / 205 < 0.1, "the scores took under a tenth of the time"
+    assert [r.score_seconds for r in records if r.scores] == [5, 5, 5], "each scored epoch says how long it took"
+    assert all(r.score_seconds is None for r in records if not r.scores)
 
 
 def test_a_failed_score_fails_on_the_training_thread():

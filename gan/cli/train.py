@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -147,8 +148,12 @@ def train_with_output(args: argparse.Namespace, run: Run, trainer: Trainer, thre
         f"{'bf16' if trainer.bf16 else 'fp32'}), "
         f"{trainer.steps_per_epoch} steps per epoch of {config.batch_size}"
     )
+    first_epoch, started = trainer.epoch + 1, time.monotonic()
     outcome = train_with_progress(run, trainer, control, args.max_minutes)
+    wall = time.monotonic() - started
     print(f"{outcome}: epoch {trainer.epoch}/{config.epochs}, step {trainer.step}, saved in {run.path}")
+    if config.evaluate:
+        print(scoring_text([record for record in run.history().epochs if record.epoch >= first_epoch], wall))
     print_diagnosis(run.history())
     return 0
 
@@ -208,3 +213,13 @@ def scores_text(record: EpochRecord) -> str:
         return ""
     second = "" if scores.fid_second is None else f", FID 2 {scores.fid_second:.2f}"
     return f", FID {scores.fid:.2f}{second}, score {scores.classifier_score:.2f}, classes {scores.classes_covered}"
+
+
+def scoring_text(records: list[EpochRecord], wall: float) -> str:
+    """How long this session's scores took beside the training, against its wall time: the wall time that scoring
+    cost, at most (training goes on while an epoch is scored, except for the last one's score)."""
+    timed = [record.score_seconds for record in records if record.score_seconds is not None]
+    return (
+        f"scoring: {len(timed)} of {len(records)} epochs scored beside the training in {sum(timed):.1f} s, "
+        f"{sum(timed) / max(wall, 1e-9):.1%} of the {wall:.1f} s of wall time"
+    )

@@ -12,7 +12,8 @@ time since training began. Long epochs (the presets' full ones) are all scored; 
 the first and the last. An epoch left unscored is saved unscored, as with scoring off, and
 `python -m gan eval` scores it later.
 
-Epoch records come back in epoch order, each once its scores are in; the caller writes them to the run's history.
+Epoch records come back in epoch order, each once its scores are in, with the wall seconds its score took
+(`score_seconds`); the caller writes them to the run's history.
 
 The worker thread ends as soon as it has nothing to score, and a new one starts for the next score. A thread that
 has run PyTorch's parallel operations and stays alive, even blocked, slows the training thread's own by about 8%
@@ -192,9 +193,11 @@ class EpochScorer:
                     self.changed.notify_all()
                 return
             with self.changed:
+                took = self.clock() - self.scoring_since
                 if not slot.done:
-                    slot.record, slot.done, slot.weights = replace(slot.record, scores=scores), True, None
-                self.spent += self.clock() - self.scoring_since
+                    slot.record = replace(slot.record, scores=scores, score_seconds=took)
+                    slot.done, slot.weights = True, None
+                self.spent += took
                 self.scores += 1
                 self.scoring_since = None
                 self.changed.notify_all()

@@ -74,6 +74,7 @@ class EpochRecord:
     seconds: float
     scores: Scores | None = None  # when the run scores each epoch
     spread: float | None = None  # how different the fixed-noise samples are from each other (gan.scoring.diagnose)
+    score_seconds: float | None = None  # wall seconds its score took beside the training (None: not scored so)
 
     kind = "epoch"
 
@@ -81,6 +82,8 @@ class EpochRecord:
         values = {"kind": self.kind, "epoch": self.epoch, "step": self.step, "seconds": self.seconds}
         if self.spread is not None:
             values["spread"] = self.spread
+        if self.score_seconds is not None:
+            values["score_seconds"] = self.score_seconds
         return values if self.scores is None else {**values, "scores": self.scores.to_dict()}
 
 
@@ -138,7 +141,9 @@ def parse_record(obj: Any) -> Record | None:
             return None
         if spread is not None and not _is_number(spread):
             return None
-        return EpochRecord(obj["epoch"], obj["step"], obj["seconds"], _saved_scores(scores), spread)
+        took = obj.get("score_seconds")
+        took = took if _is_number(took) and took >= 0 else None  # only informative: a bad value reads as unknown
+        return EpochRecord(obj["epoch"], obj["step"], obj["seconds"], _saved_scores(scores), spread, took)
     if kind == "change":
         if not (_is_int(obj.get("step")) and isinstance(obj.get("field"), str) and "old" in obj and "new" in obj):
             return None
