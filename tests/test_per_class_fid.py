@@ -10,7 +10,7 @@ import torch
 from gan.data import load_mnist
 from gan.models import ConvGenerator
 from gan.scoring.judge import load_judge
-from gan.scoring.metrics import Scores, per_class_fid, score_generator
+from gan.scoring.metrics import EVAL_SAMPLES, Scores, generator_per_class_fid, per_class_fid, score_generator
 
 
 @pytest.mark.slow
@@ -40,3 +40,11 @@ def test_a_conditional_generators_scores_carry_per_class_fid_through_json():
     assert Scores.from_dict(json.loads(json.dumps(scores.to_dict()))) == scores
     unconditional = score_generator(ConvGenerator(latent_dim=8, width=4).eval(), load_judge(), count=200)
     assert unconditional.per_class_fid is None
+
+
+def test_an_epochs_per_digit_fid_is_what_the_inside_page_measures_for_its_weights():
+    """The epoch's score reuses its samples' features; the Inside page, for epochs saved without per-digit FID,
+    draws and measures them afresh: the two must agree exactly, or a run's old and new epochs would not compare."""
+    torch.manual_seed(0)
+    G, judge = ConvGenerator(latent_dim=8, width=4, num_classes=10).eval(), load_judge()
+    assert score_generator(G, judge, count=EVAL_SAMPLES).per_class_fid == generator_per_class_fid(G, judge)

@@ -151,27 +151,39 @@ def precision_recall_density_coverage(
 @dataclass(frozen=True)
 class Reference:
     stats: FeatureStats  # all 10,000 test digits
-    neighbourhoods: Neighbourhoods  # EVAL_SAMPLES of them, for the nearest-neighbour scores
     class_stats: tuple[FeatureStats, ...]  # each digit's test images (about 1,000 each), for per-class FID
 
 
 _REFERENCE_LOCK = threading.Lock()
 _REFERENCES: weakref.WeakKeyDictionary[Judge, dict[Path, Reference]] = weakref.WeakKeyDictionary()
+_NEIGHBOURHOODS: weakref.WeakKeyDictionary[Judge, dict[Path, Neighbourhoods]] = weakref.WeakKeyDictionary()
 
 
 def reference(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> Reference:
-    """The judge's view of the test digits, computed once per (judge, data folder)."""
+    """The judge's view of the test digits (stored beside the judges), read once per (judge, data folder)."""
     key = Path(data_dir).resolve()
     with _REFERENCE_LOCK:
         cached = _REFERENCES.setdefault(judge, {})
         if key not in cached:
             stats = real_fits(judge, lambda model, images: judge_outputs(model, images)[0], data_dir)  # stored
             by_class = tuple(FeatureStats(digit.mean, digit.cov, digit.count) for digit in stats.digits)
+            overall = FeatureStats(stats.overall.mean, stats.overall.cov, stats.overall.count)
+            cached[key] = Reference(overall, by_class)
+        return cached[key]
+
+
+def reference_neighbourhoods(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> Neighbourhoods:
+    """EVAL_SAMPLES test digits seen by the judge, with their nearest-neighbour radii: the real side of precision,
+    recall, density and coverage. Computed once per (judge, data folder), and only for the judge that needs them
+    (the first): a third of a second of the first score that the second judge's FID need not wait for."""
+    key = Path(data_dir).resolve()
+    with _REFERENCE_LOCK:
+        cached = _NEIGHBOURHOODS.setdefault(judge, {})
+        if key not in cached:
             test = load_mnist(data_dir, "test")
             chosen = torch.randperm(len(test), generator=torch.Generator().manual_seed(REFERENCE_SEED))
             features, _ = judge_outputs(judge, test.images[chosen[:EVAL_SAMPLES]])  # as in a pass over all 10,000
-            overall = FeatureStats(stats.overall.mean, stats.overall.cov, stats.overall.count)
-            cached[key] = Reference(overall, neighbourhoods(features), by_class)
+            cached[key] = neighbourhoods(features)
         return cached[key]
 
 
@@ -226,11 +238,17 @@ def evaluate_images(
 ) -> Scores:
     """Score generated images (N, 1, 28, 28) in [-1, 1] against the test digits: every score on the first
     judge, FID on the second one too (given `Judges` with a second judge)."""
+    return _evaluate(images, judges, requested_labels, data_dir)[0]
+
+
+def _evaluate(
+    images: torch.Tensor, judges: Judges | Judge, requested_labels: torch.Tensor | None, data_dir: str | Path
+) -> tuple[Scores, torch.Tensor]:
+    """evaluate_images' scores and the first judge's features of the images, for per-class FID to reuse."""
     _check_images(images)
     if requested_labels is not None and tuple(requested_labels.shape) != (len(images),):
         raise ValueError(f"requested_labels must have shape ({len(images)},), got {tuple(requested_labels.shape)}")
     judges = judges if isinstance(judges, Judges) else Judges(judges)
-    first = reference(judges.first, data_dir)
     features, logits = judge_outputs(judges.first, images)
     histogram = class_histogram(logits)
     agreement = None
@@ -240,9 +258,9 @@ def evaluate_images(
     if judges.second is not None:
         second_features, _ = judge_outputs(judges.second, images)
         fid_second = frechet_distance(feature_stats(second_features), reference(judges.second, data_dir).stats)
-    neighbours = precision_recall_density_coverage(first.neighbourhoods, features)
-    return Scores(
-        fid=frechet_distance(feature_stats(features), first.stats),
+    neighbours = precision_recall_density_coverage(reference_neighbourhoods(judges.first, data_dir), features)
+    scores = Scores(
+        fid=frechet_distance(feature_stats(features), reference(judges.first, data_dir).stats),
         classifier_score=classifier_score(logits),
         histogram=histogram,
         classes_covered=sum(fraction >= COVERED_FRACTION for fraction in histogram),
@@ -252,6 +270,7 @@ def evaluate_images(
         fid_second=fid_second,
         **asdict(neighbours),
     )
+    return scores, features
 
 
 def reference_scores(
@@ -279,11 +298,11 @@ def score_generator(
     agreement with them). The same seed every epoch makes the epochs' scores comparable."""
     images, labels = sample(G, count, seed)
     judges = judges if judges is not None else load_judges()
-    scores = evaluate_images(images, judges, labels)
+    scores, features = _evaluate(images, judges, labels, DEFAULT_DATA_DIR)
     if labels is None:
         return scores
     first = judges.first if isinstance(judges, Judges) else judges
-    return replace(scores, per_class_fid=per_class_fid(images, labels, first))
+    return replace(scores, per_class_fid=per_class_fid(images, labels, first, features))
 
 
 # -----------------------------------------------------------------------------
@@ -302,12 +321,16 @@ def real_class_stats(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> t
     return reference(judge, data_dir).class_stats
 
 
-def per_class_fid(images: torch.Tensor, requested_labels: torch.Tensor, judge: Judge) -> tuple[float | None, ...]:
+def per_class_fid(
+    images: torch.Tensor, requested_labels: torch.Tensor, judge: Judge, features: torch.Tensor | None = None
+) -> tuple[float | None, ...]:
     """FID of the samples asked to be each digit against the real test digits of that class (None for a digit
     with fewer than two samples). With 200 samples a class the values carry a small-sample bias: compare them
-    across epochs and digits of one run, not with the all-digit FID."""
+    across epochs and digits of one run, not with the all-digit FID. `features`: the judge's features of these
+    images, when already computed."""
     _check_images(images)
-    features, _ = judge_outputs(judge, images)
+    if features is None:
+        features, _ = judge_outputs(judge, images)
     labels = requested_labels.cpu()
     out: list[float | None] = []
     for digit, reference_stats in enumerate(real_class_stats(judge)):
