@@ -216,8 +216,8 @@ def scores_text(record: EpochRecord) -> str:
 
 
 def scoring_text(records: list[EpochRecord], wall: float) -> str:
-    """How long this session's scores took beside the training, against its wall time: the wall time that scoring
-    cost, at most (training goes on while an epoch is scored, except for the last one's score)."""
+    """How long the scores of this command's epochs took beside the training, against its wall time: the most
+    that scoring cost it (training goes on while an epoch is scored, except for the last one's score)."""
     timed = [record.score_seconds for record in records if record.score_seconds is not None]
     return (
         f"scoring: {len(timed)} of {len(records)} epochs scored beside the training in {sum(timed):.1f} s, "
