@@ -25,6 +25,7 @@ from torchvision.utils import save_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.quality import number_or_text  # noqa: E402
 from bench.third_judge import load_third_judge, third_fid, third_floor  # noqa: E402
 from gan.config import Config  # noqa: E402
 from gan.data import load_mnist  # noqa: E402
@@ -36,15 +37,6 @@ from gan.scoring.judge import load_judges  # noqa: E402
 from gan.scoring.metrics import EVAL_SAMPLES, EVAL_SEED, REAL_KEY, evaluate_images, reference_scores  # noqa: E402
 from gan.store.run import Run, load_generator  # noqa: E402
 from gan.train import Trainer  # noqa: E402
-
-
-def number_or_text(text: str) -> int | float | str:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def recognisable(scores) -> bool:

@@ -241,7 +241,7 @@ def main() -> None:
     if third:
         print(f"  third judge (kept aside, never tuned against): floor FID {third.floor:.3f}")
     print()
-    overrides = {key: _parse(value) for key, value in (item.split("=", 1) for item in args.set)}
+    overrides = {key: number_or_text(value) for key, value in (item.split("=", 1) for item in args.set)}
     if args.wall:
         presets = (
             [QUICK_START] if args.quick_start else [{"preset": preset, "epochs": 10_000} for preset in args.preset]
@@ -267,7 +267,8 @@ def main() -> None:
         )
 
 
-def _parse(text: str):
+def number_or_text(text: str) -> int | float | str:
+    """A `--set` value: a number where it reads as one (Config checks it), else the text."""
     for kind in (int, float):
         try:
             return kind(text)

@@ -152,9 +152,10 @@ def train_with_output(args: argparse.Namespace, run: Run, trainer: Trainer, thre
     outcome = train_with_progress(run, trainer, control, args.max_minutes)
     wall = time.monotonic() - started
     print(f"{outcome}: epoch {trainer.epoch}/{config.epochs}, step {trainer.step}, saved in {run.path}")
+    history = run.history()
     if config.evaluate:
-        print(scoring_text([record for record in run.history().epochs if record.epoch >= first_epoch], wall))
-    print_diagnosis(run.history())
+        print(scoring_text([record for record in history.epochs if record.epoch >= first_epoch], wall))
+    print_diagnosis(history)
     return 0
 
 

@@ -21,8 +21,10 @@ import math
 import threading
 import warnings
 import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -159,32 +161,39 @@ _REFERENCES: weakref.WeakKeyDictionary[Judge, dict[Path, Reference]] = weakref.W
 _NEIGHBOURHOODS: weakref.WeakKeyDictionary[Judge, dict[Path, Neighbourhoods]] = weakref.WeakKeyDictionary()
 
 
-def reference(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> Reference:
-    """The judge's view of the test digits (stored beside the judges), read once per (judge, data folder)."""
+def _once(store: weakref.WeakKeyDictionary, judge: Judge, data_dir: str | Path, compute: Callable[[], Any]) -> Any:
+    """`compute()` the first time for a (judge, data folder), the stored result after; one computation at a time."""
     key = Path(data_dir).resolve()
     with _REFERENCE_LOCK:
-        cached = _REFERENCES.setdefault(judge, {})
+        cached = store.setdefault(judge, {})
         if key not in cached:
-            stats = real_fits(judge, lambda model, images: judge_outputs(model, images)[0], data_dir)  # stored
-            by_class = tuple(FeatureStats(digit.mean, digit.cov, digit.count) for digit in stats.digits)
-            overall = FeatureStats(stats.overall.mean, stats.overall.cov, stats.overall.count)
-            cached[key] = Reference(overall, by_class)
+            cached[key] = compute()
         return cached[key]
+
+
+def reference(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> Reference:
+    """The judge's view of the test digits (stored beside the judges), read once per (judge, data folder)."""
+
+    def read() -> Reference:
+        stats = real_fits(judge, lambda model, images: judge_outputs(model, images)[0], data_dir)  # stored
+        by_class = tuple(FeatureStats(digit.mean, digit.cov, digit.count) for digit in stats.digits)
+        return Reference(FeatureStats(stats.overall.mean, stats.overall.cov, stats.overall.count), by_class)
+
+    return _once(_REFERENCES, judge, data_dir, read)
 
 
 def reference_neighbourhoods(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> Neighbourhoods:
     """EVAL_SAMPLES test digits seen by the judge, with their nearest-neighbour radii: the real side of precision,
     recall, density and coverage. Computed once per (judge, data folder), and only for the judge that needs them
     (the first): a third of a second of the first score that the second judge's FID need not wait for."""
-    key = Path(data_dir).resolve()
-    with _REFERENCE_LOCK:
-        cached = _NEIGHBOURHOODS.setdefault(judge, {})
-        if key not in cached:
-            test = load_mnist(data_dir, "test")
-            chosen = torch.randperm(len(test), generator=torch.Generator().manual_seed(REFERENCE_SEED))
-            features, _ = judge_outputs(judge, test.images[chosen[:EVAL_SAMPLES]])  # as in a pass over all 10,000
-            cached[key] = neighbourhoods(features)
-        return cached[key]
+
+    def compute() -> Neighbourhoods:
+        test = load_mnist(data_dir, "test")
+        chosen = torch.randperm(len(test), generator=torch.Generator().manual_seed(REFERENCE_SEED))
+        features, _ = judge_outputs(judge, test.images[chosen[:EVAL_SAMPLES]])  # as in a pass over all 10,000
+        return neighbourhoods(features)
+
+    return _once(_NEIGHBOURHOODS, judge, data_dir, compute)
 
 
 def real_stats(judge: Judge, data_dir: str | Path = DEFAULT_DATA_DIR) -> FeatureStats:
